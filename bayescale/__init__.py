@@ -1,0 +1,23 @@
+"""bayescale: Bayesian neural scaling laws. Fit any published law with NUTS, read calibrated extrapolation bands.
+
+Public API: `ScalingData`, `law`, `laws`, `fit`, `Fit` (`.summary`, `.predict`, `.save`), `load`, `simulate`.
+"""
+
+import warnings as _warnings
+
+# PyTensor's advice to install BLAS through conda says nothing about a fit; the numba backend does not use it.
+_warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", category=UserWarning)
+_warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*", category=FutureWarning)
+
+from bayescale.data import ScalingData  # noqa: E402
+from bayescale.diagnostics import SamplingWarning  # noqa: E402
+from bayescale.errors import BayescaleError, DataError, FitFileError, LawFileError, UnknownLawError  # noqa: E402
+from bayescale.fit import Fit, fit, load  # noqa: E402
+from bayescale.laws import Law, law, laws  # noqa: E402
+from bayescale.simulate import simulate  # noqa: E402
+
+__all__ = [
+    "BayescaleError", "DataError", "Fit", "FitFileError", "Law", "LawFileError", "SamplingWarning", "ScalingData",
+    "UnknownLawError", "fit", "law", "laws", "load", "simulate",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,125 @@
+"""Compile a Law and a data table into a PyMC model (likelihood on log-target, optional groups)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from bayescale.data import GROUP, ScalingData
+from bayescale.errors import BayescaleError
+from bayescale.laws import Law, Param, Prior
+
+Mode = Literal["shared", "separate", "pooled"]
+Likelihood = Literal["normal", "student_t"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that shapes the compiled model (but not the data values): the cache key for compiles."""
+
+    law: Law
+    likelihood: Likelihood = "normal"
+    nu: float = 4.0
+    groups: tuple[str, ...] = ()  # group labels, empty when ungrouped
+    modes: tuple[tuple[str, Mode], ...] = field(default=())  # (param, mode) for non-shared params
+
+    def mode(self, param: str) -> Mode:
+        return dict(self.modes).get(param, "shared")
+
+    def key(self) -> tuple:
+        return (self.law.source, self.law.path, self.likelihood, self.nu, len(self.groups), self.modes)
+
+
+def make_spec(
+    law: Law,
+    data: ScalingData,
+    likelihood: Likelihood = "normal",
+    nu: float = 4.0,
+    groups: Mapping[str, Mode] | None = None,
+) -> ModelSpec:
+    """Validate the fit options against the law and the data and freeze them into a ModelSpec."""
+    if likelihood not in ("normal", "student_t"):
+        raise BayescaleError(f"likelihood must be 'normal' or 'student_t', got {likelihood!r}")
+    modes = dict(groups or {})
+    for name, mode in modes.items():
+        if name not in law.params:
+            raise BayescaleError(f"groups: {name!r} is not a parameter of law {law.name!r} ({', '.join(law.params)})")
+        if mode not in ("shared", "separate", "pooled"):
+            raise BayescaleError(f"groups: mode for {name!r} must be 'shared', 'separate' or 'pooled', got {mode!r}")
+    labels = tuple(data.groups or ())
+    if any(m != "shared" for m in modes.values()) and not labels:
+        raise BayescaleError("per-group parameters need a 'group' column in the data (map one with columns={'group': ...})")
+    modes_t = tuple(sorted((k, v) for k, v in modes.items() if v != "shared"))
+    return ModelSpec(law=law, likelihood=likelihood, nu=float(nu), groups=labels, modes=modes_t)
+
+
+def data_arrays(spec: ModelSpec, data: ScalingData) -> dict[str, np.ndarray]:
+    """The values of every pm.Data container, in the form nutpie's `with_data` takes."""
+    law = spec.law
+    columns = {c: data[c] for c in (*law.inputs, law.target)}
+    out = {f"x_{name}": np.asarray(columns[name], dtype=float) for name in law.inputs}
+    out["log_y"] = np.log(np.asarray(columns[law.target], dtype=float))
+    for name, value in law.resolve_constants(columns).items():
+        out[f"c_{name}"] = np.asarray(value, dtype=float)
+    if spec.groups:
+        index = {g: i for i, g in enumerate(spec.groups)}
+        out["group_idx"] = np.array([index[str(g)] for g in data.frame[GROUP]], dtype=np.int64)
+    return out
+
+
+def _rv(name: str, prior: Prior, constants: Mapping[str, pt.TensorVariable], **kw) -> pt.TensorVariable:
+    from bayescale._formula import evaluate
+
+    args = {k: evaluate(v, constants, "pytensor") if not isinstance(v, float) else v for k, v in prior.args.items()}
+    return getattr(pm, prior.dist)(name, **args, **kw)
+
+
+def _pooled(param: Param, constants: Mapping[str, pt.TensorVariable]) -> pt.TensorVariable:
+    """Non-centred partial pooling on the parameter's unconstrained scale (logit or log where bounded)."""
+    name = param.name
+    centre = _rv(f"{name}_mu", param.prior, constants)
+    spread = pm.HalfNormal(f"{name}_tau", sigma=0.5)
+    z = pm.Normal(f"{name}_z", 0.0, 1.0, dims="group")
+    lo, hi = param.support
+    if np.isfinite(lo) and np.isfinite(hi):
+        u = pt.log((centre - lo) / (hi - centre))
+        value = lo + (hi - lo) * pt.sigmoid(u + spread * z)
+    elif np.isfinite(lo):
+        value = lo + pt.exp(pt.log(centre - lo) + spread * z)
+    elif np.isfinite(hi):
+        value = hi - pt.exp(pt.log(hi - centre) + spread * z)
+    else:
+        value = centre + spread * z
+    return pm.Deterministic(name, value, dims="group")
+
+
+def build(spec: ModelSpec, arrays: Mapping[str, np.ndarray]) -> pm.Model:
+    """The PyMC model: priors from the law file, the law's mean, and a likelihood on log(target)."""
+    law = spec.law
+    coords = {"group": list(spec.groups)} if spec.groups else {}
+    with pm.Model(coords=coords) as model:
+        consts = {k[2:]: pm.Data(k, v) for k, v in arrays.items() if k.startswith("c_")}
+        inputs = {k[2:]: pm.Data(k, v) for k, v in arrays.items() if k.startswith("x_")}
+        log_y = pm.Data("log_y", arrays["log_y"])
+        idx = pm.Data("group_idx", arrays["group_idx"]) if spec.groups else None
+        params = {}
+        for name, param in law.params.items():
+            mode = spec.mode(name)
+            if mode == "shared":
+                params[name] = _rv(name, param.prior, consts)
+            elif mode == "separate":
+                params[name] = _rv(name, param.prior, consts, dims="group")[idx]
+            else:
+                params[name] = _pooled(param, consts)[idx]
+        sigma = _rv("sigma", law.sigma_prior, consts)
+        mu = pt.log(law.mean(params, inputs, consts, backend="pytensor"))
+        if spec.likelihood == "student_t":
+            pm.StudentT("obs", nu=spec.nu, mu=mu, sigma=sigma, observed=log_y)
+        else:
+            pm.Normal("obs", mu=mu, sigma=sigma, observed=log_y)
+    return model

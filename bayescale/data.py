@@ -1,0 +1,189 @@
+"""`ScalingData`: a validated table of training runs, with columns named by role (N, D, C, step, loss, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayescale.errors import DataError
+
+POSITIVE_ROLES = ("N", "D", "C", "step", "loss")
+GROUP = "group"
+
+
+class ScalingData:
+    """Training runs with columns renamed to roles; every numeric value checked on the way in.
+
+    Build it with `from_frame` or `from_csv`, mapping roles to your column names:
+    `ScalingData.from_csv("runs.csv", columns={"N": "params", "D": "tokens", "loss": "loss"})`.
+    """
+
+    def __init__(self, frame: pd.DataFrame, origin: str = "data", row_offset: int = 0, check: bool = True):
+        self.origin = origin
+        self._row_offset = row_offset  # CSV line of row 0, for messages
+        self.frame = frame.reset_index(drop=True)
+        if check:
+            self._validate()
+
+    # --- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_frame(
+        cls, df: pd.DataFrame, columns: Mapping[str, str] | None = None, origin: str = "DataFrame"
+    ) -> ScalingData:
+        """Take runs from a DataFrame; `columns` maps role -> column name (unmapped roles keep their names)."""
+        return cls(_select(df, columns, origin), origin=origin)
+
+    @classmethod
+    def from_csv(cls, path: str | Path, columns: Mapping[str, str] | None = None, **read_csv: Any) -> ScalingData:
+        """Read runs from a CSV file; `columns` maps role -> column name."""
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"CSV file {path} does not exist")
+        df = pd.read_csv(path, **read_csv)
+        return cls(_select(df, columns, str(path)), origin=str(path), row_offset=2)
+
+    # --- access -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __repr__(self) -> str:
+        return f"ScalingData({len(self)} runs, columns {list(self.frame.columns)}, from {self.origin})"
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.frame.columns)
+
+    def __getitem__(self, role: str) -> np.ndarray:
+        return self.frame[role].to_numpy()
+
+    @property
+    def groups(self) -> list[str] | None:
+        """Sorted group labels, or None without a group column."""
+        if GROUP not in self.frame:
+            return None
+        return sorted(self.frame[GROUP].astype(str).unique())
+
+    def subset(self, mask: Sequence[bool] | np.ndarray) -> ScalingData:
+        """The runs where `mask` is true (for hold-out splits)."""
+        return ScalingData(self.frame[np.asarray(mask, dtype=bool)], origin=f"{self.origin} (subset)")
+
+    def with_inputs(self, needed: Sequence[str], flops_per_token_param: float = 6.0) -> ScalingData:
+        """Complete the N, D, C triple with C = k·N·D when a law needs one of them and two are present."""
+        frame = self.frame
+        missing = [r for r in ("N", "D", "C") if r in needed and r not in frame]
+        if not missing:
+            return self
+        frame = frame.copy()
+        k = flops_per_token_param
+        for role in missing:
+            have = {"N", "D", "C"} - {role}
+            if not have <= set(frame):
+                continue
+            if role == "D":
+                frame["D"] = frame["C"] / (k * frame["N"])
+            elif role == "N":
+                frame["N"] = frame["C"] / (k * frame["D"])
+            else:
+                frame["C"] = k * frame["N"] * frame["D"]
+        return ScalingData(frame, origin=self.origin, check=False)
+
+    def check_for(self, law: Any, n_extra_params: int = 1) -> None:
+        """Raise a DataError when this table cannot fit `law`: a missing input or too few rows."""
+        needed = [*law.inputs, law.target]
+        absent = [c for c in needed if c not in self.frame]
+        if absent:
+            raise DataError(
+                f"law {law.name!r} needs column(s) {absent} (roles); the data from {self.origin} has "
+                f"{self.columns}. Map your columns with columns={{role: column_name}}"
+            )
+        bad = self.frame[law.target] <= 0
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(
+                f"column {law.target!r}: row {self._row(row)} has value {self.frame[law.target].iloc[row]!r}; "
+                "the likelihood is on log scale, so values must be positive"
+            )
+        n_params = len(law.params) + n_extra_params
+        if len(self) <= n_params:
+            raise DataError(
+                f"too few runs for law {law.name!r}: {len(self)} rows for {n_params} parameters "
+                f"({', '.join(law.params)} and the noise scale); need at least {n_params + 1}"
+            )
+
+    # --- validation ---------------------------------------------------------------------------
+    def _row(self, i: int) -> str:
+        return f"{i} (CSV line {i + self._row_offset})" if self._row_offset else str(i)
+
+    def _validate(self) -> None:
+        if len(self.frame) == 0:
+            raise DataError(f"no runs in {self.origin}")
+        for col in self.frame.columns:
+            if col == GROUP:
+                if self.frame[col].isna().any():
+                    row = int(np.flatnonzero(self.frame[col].isna().to_numpy())[0])
+                    raise DataError(f"column 'group': row {self._row(row)} is empty")
+                continue
+            values = self.frame[col]
+            numeric = pd.to_numeric(values, errors="coerce")
+            not_numeric = numeric.isna() & values.notna()
+            if not_numeric.any():
+                row = int(np.flatnonzero(not_numeric.to_numpy())[0])
+                raise DataError(f"column {col!r} is not numeric: row {self._row(row)} has value {values.iloc[row]!r}")
+            arr = numeric.to_numpy(dtype=float)
+            bad = ~np.isfinite(arr)
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise DataError(f"column {col!r}: row {self._row(row)} has value {arr[row]} (NaN or infinite); drop or fix it")
+            if col in POSITIVE_ROLES and (arr <= 0).any():
+                row = int(np.flatnonzero(arr <= 0)[0])
+                raise DataError(f"column {col!r}: row {self._row(row)} has value {arr[row]:g}; {col} must be positive")
+            self.frame[col] = arr
+        dup = self.frame.duplicated(keep=False)
+        if dup.any():
+            rows = np.flatnonzero(dup.to_numpy())
+            first = self.frame.iloc[rows[0]]
+            twin = [r for r in rows[1:] if self.frame.iloc[r].equals(first)][0]
+            values = ", ".join(f"{k}={v}" for k, v in first.items())
+            raise DataError(
+                f"rows {self._row(int(rows[0]))} and {self._row(int(twin))} are identical ({values}); "
+                f"{dup.sum()} rows are duplicated in all. Remove duplicates (df.drop_duplicates()) so no run counts twice"
+            )
+
+
+def _select(df: pd.DataFrame, columns: Mapping[str, str] | None, origin: str) -> pd.DataFrame:
+    if columns is None:
+        return df.copy()
+    missing = [(role, col) for role, col in columns.items() if col not in df.columns]
+    if missing:
+        role, col = missing[0]
+        raise DataError(
+            f"missing column {col!r} (mapped to role {role!r}) in {origin}; available columns: {list(df.columns)}"
+        )
+    return df[list(columns.values())].set_axis(list(columns.keys()), axis=1).copy()
+
+
+def as_frame(new: Any, roles: Sequence[str]) -> pd.DataFrame:
+    """Turn prediction inputs (DataFrame, ScalingData, dict of arrays or scalars) into a role-named frame."""
+    if isinstance(new, ScalingData):
+        frame = new.frame.copy()
+    elif isinstance(new, pd.DataFrame):
+        frame = new.copy()
+    elif isinstance(new, Mapping):
+        frame = pd.DataFrame({k: np.atleast_1d(np.asarray(v)) for k, v in new.items()})
+    else:
+        raise DataError(f"prediction inputs must be a DataFrame, ScalingData or dict, got {type(new).__name__}")
+    missing = [r for r in roles if r not in frame]
+    if missing:
+        raise DataError(f"prediction inputs lack column(s) {missing}; they have {list(frame.columns)}")
+    for role in roles:
+        arr = pd.to_numeric(frame[role], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(arr) | ((arr <= 0) if role in POSITIVE_ROLES else False)
+        if np.any(bad):
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"prediction input {role!r}: row {row} has value {frame[role].iloc[row]!r}")
+        frame[role] = arr
+    return frame

@@ -1,0 +1,289 @@
+"""`fit` a law to runs with NUTS, and the `Fit` it returns: summary, predict, save/load."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayescale import diagnostics
+from bayescale._model import Likelihood, Mode, ModelSpec, data_arrays, make_spec
+from bayescale._sampling import Sampler, run
+from bayescale.data import GROUP, ScalingData, as_frame
+from bayescale.errors import BayescaleError, FitFileError
+from bayescale.laws import Law, from_spec, law as get_law
+
+FORMAT_VERSION = 1
+
+
+class Fit:
+    """A posterior over a law's parameters given runs; predicts, allocates, saves.
+
+    Built by `bayescale.fit(...)` or `bayescale.load(path)`; holds an ArviZ InferenceData in `.idata`.
+    """
+
+    def __init__(self, law: Law, idata: az.InferenceData, spec: ModelSpec, constants: dict[str, float],
+                 data: ScalingData, meta: dict[str, Any]):
+        self.law = law
+        self.idata = idata
+        self.spec = spec
+        self.constants = constants
+        self.data = data
+        self.meta = meta
+
+    def __repr__(self) -> str:
+        d = self.meta.get("diagnostics", {})
+        return (f"Fit({self.law.name}, {len(self.data)} runs, {self.n_draws} draws, "
+                f"divergences={d.get('divergences')}, max R-hat={d.get('max_rhat', float('nan')):.3f})")
+
+    # --- draws ----------------------------------------------------------------------------------
+    @property
+    def n_draws(self) -> int:
+        post = self.idata.posterior
+        return post.sizes["chain"] * post.sizes["draw"]
+
+    def draws(self, name: str) -> np.ndarray:
+        """Posterior draws of a parameter or derived quantity, chains stacked: shape (S,) or (S, groups)."""
+        var = self.idata.posterior[name]
+        values = var.values
+        return values.reshape(self.n_draws, *values.shape[2:])
+
+    @property
+    def var_names(self) -> list[str]:
+        """The law's parameters, its derived quantities and the noise scale, as summarised."""
+        pooled = [f"{p}_{s}" for p, m in self.spec.modes if m == "pooled" for s in ("mu", "tau")]
+        return [*self.law.params, *pooled, *(n for n, _ in self.law.derived), "sigma"]
+
+    def _param_draws(self, frame: pd.DataFrame, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Each parameter's draws shaped to broadcast against n rows: (S, 1) shared, (S, n) per group."""
+        out = {}
+        index = self._group_index(frame) if self.spec.modes else None
+        for name in self.law.params:
+            mode = self.spec.mode(name)
+            values = self.draws(name)
+            if mode == "shared":
+                out[name] = values[:, None]
+                continue
+            known = index >= 0
+            if not known.all() and mode == "separate":
+                unknown = frame[GROUP][~known].iloc[0]
+                raise BayescaleError(
+                    f"group {unknown!r} was not in the fit and {name!r} is fitted separately per group; "
+                    f"known groups: {list(self.spec.groups)} (use groups={{{name!r}: 'pooled'}} to predict new groups)"
+                )
+            per_row = values[:, np.where(known, index, 0)]
+            if not known.all():
+                per_row[:, ~known] = self._new_group_draws(name, rng)[:, None]
+            out[name] = per_row
+        return out
+
+    def _group_index(self, frame: pd.DataFrame) -> np.ndarray:
+        if GROUP not in frame:
+            raise BayescaleError(
+                f"this fit has per-group parameters ({', '.join(p for p, _ in self.spec.modes)}): "
+                "give a 'group' column in the prediction inputs"
+            )
+        lookup = {g: i for i, g in enumerate(self.spec.groups)}
+        return np.array([lookup.get(str(g), -1) for g in frame[GROUP]])
+
+    def _new_group_draws(self, name: str, rng: np.random.Generator) -> np.ndarray:
+        """A pooled parameter for a group never seen: drawn from the fitted population, per posterior draw."""
+        centre, spread = self.draws(f"{name}_mu"), self.draws(f"{name}_tau")
+        z = rng.standard_normal(centre.shape)
+        lo, hi = self.law.params[name].support
+        if np.isfinite(lo) and np.isfinite(hi):
+            u = np.log((centre - lo) / (hi - centre))
+            return lo + (hi - lo) / (1 + np.exp(-(u + spread * z)))
+        if np.isfinite(lo):
+            return lo + np.exp(np.log(centre - lo) + spread * z)
+        if np.isfinite(hi):
+            return hi - np.exp(np.log(hi - centre) + spread * z)
+        return centre + spread * z
+
+    def mean_draws(self, new: Any, seed: int = 0) -> np.ndarray:
+        """The law's value at each new row for every posterior draw: shape (S, n). No observation noise."""
+        frame = self._inputs(new)
+        rng = np.random.default_rng(seed)
+        params = self._param_draws(frame, rng)
+        inputs = {k: frame[k].to_numpy(dtype=float)[None, :] for k in self.law.inputs}
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return np.broadcast_to(self.law.mean(params, inputs, self.constants), (self.n_draws, len(frame)))
+
+    def predictive_draws(self, new: Any, seed: int = 0) -> np.ndarray:
+        """Posterior-predictive draws of the target at each new row (observation noise included): (S, n)."""
+        rng = np.random.default_rng(seed)
+        mean = self.mean_draws(new, seed=seed)
+        sigma = self.draws("sigma")[:, None]
+        eps = rng.standard_t(self.spec.nu, mean.shape) if self.spec.likelihood == "student_t" else rng.standard_normal(mean.shape)
+        return mean * np.exp(sigma * eps)
+
+    def _inputs(self, new: Any) -> pd.DataFrame:
+        if isinstance(new, ScalingData | pd.DataFrame | Mapping):
+            new = ScalingData(as_frame(new, []), origin="prediction inputs", check=False).with_inputs(
+                self.law.inputs, self.meta.get("flops_per_token_param", 6.0))
+        return as_frame(new, self.law.inputs)
+
+    # --- user-facing ----------------------------------------------------------------------------
+    def predict(self, new: Any, prob: float = 0.9, seed: int = 0) -> pd.DataFrame:
+        """Inputs plus the posterior-predictive median and `prob` band (noise included), and the band of the law itself."""
+        if not 0 < prob < 1:
+            raise BayescaleError(f"prob must lie strictly between 0 and 1, got {prob}")
+        frame = self._inputs(new)
+        q = [(1 - prob) / 2, 0.5, (1 + prob) / 2]
+        pred = np.quantile(self.predictive_draws(frame, seed=seed), q, axis=0)
+        law_q = np.quantile(self.mean_draws(frame, seed=seed), q, axis=0)
+        out = frame.copy()
+        out["median"], out["lower"], out["upper"] = pred[1], pred[0], pred[2]
+        out["mean_median"], out["mean_lower"], out["mean_upper"] = law_q[1], law_q[0], law_q[2]
+        return out
+
+    def summary(self, prob: float = 0.9) -> pd.DataFrame:
+        """Posterior mean, sd, HDI at `prob`, R-hat and bulk ESS per parameter, with published values where known."""
+        table = az.summary(self.idata, var_names=self.var_names, hdi_prob=prob, round_to="none")
+        table = table[["mean", "sd", *[c for c in table.columns if c.startswith("hdi_")], "ess_bulk", "r_hat"]]
+        published = self.law.published
+        if published:
+            table["published"] = [published.get(i.split("[")[0], np.nan) for i in table.index]
+        return table
+
+    @property
+    def diagnostics(self) -> dict:
+        return self.meta["diagnostics"]
+
+    def log_likelihood(self) -> np.ndarray:
+        """Pointwise log density of each fitted run's log-target under each draw: shape (S, n)."""
+        return self.idata.log_likelihood["obs"].values.reshape(self.n_draws, -1)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fit (posterior, data, law file, options) to netCDF atomically: temp file, then rename."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            idata = self.idata.copy()
+            idata.posterior.attrs["bayescale"] = json.dumps(self.meta)
+            idata.to_netcdf(tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    # --- plotting and allocation are attached from their own modules -----------------------------
+    def plot(self, ax: Any = None, **kwargs: Any) -> Any:
+        """Data, fitted curves and bands (see bayescale.plots.plot_fit)."""
+        from bayescale.plots import plot_fit
+
+        return plot_fit(self, ax=ax, **kwargs)
+
+
+def fit(
+    law: str | Path | Law,
+    data: ScalingData | pd.DataFrame,
+    *,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+    likelihood: Likelihood = "normal",
+    nu: float = 4.0,
+    groups: Mapping[str, Mode] | None = None,
+    sampler: Sampler = "nutpie",
+    progress: bool = True,
+    flops_per_token_param: float = 6.0,
+    **sampler_kwargs: Any,
+) -> Fit:
+    """Fit a scaling law to runs with NUTS and return the posterior as a `Fit`.
+
+    `law` is a catalogue name (see `laws()`) or a path to a TOML law file. The likelihood is on
+    log(target) (multiplicative noise): `likelihood="student_t"` resists outlying runs. `groups` maps a
+    parameter to "shared" (default), "separate" (one per group) or "pooled" (per group, partially pooled).
+    """
+    the_law = get_law(law)
+    if isinstance(data, pd.DataFrame):
+        data = ScalingData.from_frame(data)
+    data = data.with_inputs(the_law.inputs, flops_per_token_param)
+    data.check_for(the_law)
+    spec = make_spec(the_law, data, likelihood=likelihood, nu=nu, groups=groups)
+    arrays = data_arrays(spec, data)
+    constants = {k[2:]: float(v) for k, v in arrays.items() if k.startswith("c_")}
+    start = time.perf_counter()
+    idata = run(spec, arrays, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
+                progress=progress, **sampler_kwargs)
+    seconds = time.perf_counter() - start
+    idata = _finish(idata, spec, data, constants)
+    meta = {
+        "format": FORMAT_VERSION, "law_name": the_law.name, "law_source": the_law.source, "law_path": the_law.path,
+        "constants": constants, "likelihood": likelihood, "nu": nu, "groups": list(spec.groups),
+        "modes": dict(spec.modes), "seed": seed, "sampler": sampler, "draws": draws, "tune": tune,
+        "chains": chains, "flops_per_token_param": flops_per_token_param, "seconds": seconds,
+    }
+    result = Fit(the_law, idata, spec, constants, data, meta)
+    report = diagnostics.check(idata, result.var_names)
+    meta["diagnostics"] = {k: v for k, v in report.items()}
+    diagnostics.warn(report, f"fit of {the_law.name!r}")
+    return result
+
+
+def _finish(idata: az.InferenceData, spec: ModelSpec, data: ScalingData, constants: dict[str, float]) -> az.InferenceData:
+    """Keep what a fit needs: posterior (+ derived quantities), sample stats, the runs, pointwise log-likelihood."""
+    law = spec.law
+    post = idata.posterior
+    keep = [v for v in post.data_vars if not v.endswith("_z")]
+    post = post[keep]
+    for name, value in law.derived_values({k: post[k] for k in law.params}, constants).items():
+        post[name] = value
+    runs = {c: ("run", data.frame[c].to_numpy() if c != GROUP else data.frame[c].astype(str).to_numpy())
+            for c in data.frame.columns}
+    groups = {"posterior": post, "sample_stats": idata.sample_stats, "constant_data": xr.Dataset(runs)}
+    out = az.InferenceData(**groups)
+    loglik = _pointwise_loglik(out, spec, data, constants)
+    out.add_groups(log_likelihood=xr.Dataset({"obs": (("chain", "draw", "run"), loglik)}))
+    return out
+
+
+def _pointwise_loglik(idata: az.InferenceData, spec: ModelSpec, data: ScalingData, constants: dict) -> np.ndarray:
+    from scipy import stats
+
+    tmp = Fit(spec.law, idata, spec, constants, data, {})
+    mean = tmp.mean_draws(data.frame)
+    resid = np.log(data[spec.law.target])[None, :] - np.log(mean)
+    sigma = tmp.draws("sigma")[:, None]
+    dist = stats.t(df=spec.nu) if spec.likelihood == "student_t" else stats.norm()
+    ll = dist.logpdf(resid / sigma) - np.log(sigma)
+    post = idata.posterior
+    return ll.reshape(post.sizes["chain"], post.sizes["draw"], -1)
+
+
+def load(path: str | Path) -> Fit:
+    """Read a fit written by `Fit.save`; predictions from it match the original exactly."""
+    path = Path(path)
+    if not path.is_file():
+        raise FitFileError(f"no saved fit at {path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            idata = az.from_netcdf(path)
+        idata = idata.map(lambda ds: ds.load())
+        meta = json.loads(idata.posterior.attrs["bayescale"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise FitFileError(f"{path} is not a bayescale fit ({type(exc).__name__}: {exc})") from None
+    import tomllib
+
+    the_law = from_spec(tomllib.loads(meta["law_source"]), meta["law_path"], meta["law_source"])
+    runs = idata.constant_data.to_dataframe().reset_index(drop=True)
+    data = ScalingData(runs, origin=str(path), check=False)
+    spec = ModelSpec(law=the_law, likelihood=meta["likelihood"], nu=meta["nu"], groups=tuple(meta["groups"]),
+                     modes=tuple(sorted(meta["modes"].items())))
+    return Fit(the_law, idata, spec, meta["constants"], data, meta)

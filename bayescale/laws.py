@@ -1,0 +1,294 @@
+"""The law catalogue: read, validate and look up the declarative TOML law files in `models/`."""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bayescale._formula import Formula, FormulaError, evaluate, parse
+from bayescale.errors import LawFileError, UnknownLawError
+
+# Distribution name -> (required arguments, optional arguments); only these may appear in law files.
+DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "Normal": (("mu", "sigma"), ()),
+    "HalfNormal": (("sigma",), ()),
+    "LogNormal": (("mu", "sigma"), ()),
+    "Uniform": (("lower", "upper"), ()),
+    "TruncatedNormal": (("mu", "sigma"), ("lower", "upper")),
+    "Beta": (("alpha", "beta"), ()),
+    "Gamma": (("alpha", "beta"), ()),
+    "Exponential": (("lam",), ()),
+    "StudentT": (("nu", "mu", "sigma"), ()),
+    "HalfStudentT": (("nu", "sigma"), ()),
+    "HalfCauchy": (("beta",), ()),
+}
+ROLES = ("N", "D", "C", "step", "loss")
+_STATISTIC = re.compile(r"^\s*(min|max|geomean|median|mean)\(\s*([A-Za-z_]\w*)\s*\)\s*$")
+DEFAULT_SIGMA_PRIOR = {"dist": "HalfNormal", "sigma": 0.1}
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A prior: a whitelisted PyMC distribution name and its arguments (numbers or constant expressions)."""
+
+    dist: str
+    args: Mapping[str, float | Formula]
+
+    def resolve(self, constants: Mapping[str, float]) -> dict[str, float]:
+        """Arguments as numbers, with constant expressions evaluated."""
+        return {k: float(evaluate(v, constants)) if isinstance(v, Formula) else v for k, v in self.args.items()}
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={v.source if isinstance(v, Formula) else v:g}" if not isinstance(v, Formula)
+                         else f"{k}={v.source}" for k, v in self.args.items())
+        return f"{self.dist}({args})"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One law parameter: its prior, support, a typical or published value, and why the prior is what it is."""
+
+    name: str
+    prior: Prior
+    support: tuple[float, float]
+    value: float | None
+    why: str
+
+
+@dataclass(frozen=True)
+class Law:
+    """A scaling law compiled from its TOML file; evaluate it with `mean` on NumPy or PyTensor."""
+
+    name: str
+    title: str
+    reference: str
+    inputs: tuple[str, ...]
+    target: str
+    formula: Formula
+    definitions: tuple[tuple[str, Formula], ...]
+    derived: tuple[tuple[str, Formula], ...]
+    constants: Mapping[str, float | str]
+    params: Mapping[str, Param]
+    published: Mapping[str, float]
+    sigma_prior: Prior
+    source: str = field(repr=False)
+    path: str = ""
+    notes: str = ""
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(self.params)
+
+    def resolve_constants(self, columns: Mapping[str, np.ndarray]) -> dict[str, float]:
+        """Numbers for every constant; data statistics (e.g. `geomean(N)`) are taken from `columns`."""
+        out: dict[str, float] = {}
+        for key, spec in self.constants.items():
+            if isinstance(spec, str):
+                func, col = _STATISTIC.match(spec).groups()  # validated at load time
+                x = np.asarray(columns[col], dtype=float)
+                out[key] = float(
+                    {"min": np.min, "max": np.max, "median": np.median, "mean": np.mean}[func](x)
+                    if func != "geomean"
+                    else np.exp(np.mean(np.log(x)))
+                )
+            else:
+                out[key] = float(spec)
+        return out
+
+    def mean(
+        self,
+        params: Mapping[str, Any],
+        inputs: Mapping[str, Any],
+        constants: Mapping[str, float],
+        backend: str = "numpy",
+    ) -> Any:
+        """The law's value (no noise) for parameter values and inputs that broadcast together."""
+        env: dict[str, Any] = {**constants, **params, **inputs}
+        for name, expr in self.definitions:
+            env[name] = evaluate(expr, env, backend)
+        return evaluate(self.formula, env, backend)
+
+    def derived_values(self, params: Mapping[str, Any], constants: Mapping[str, float]) -> dict[str, Any]:
+        """Reported quantities (e.g. A and B in natural units) computed from the sampled parameters."""
+        env: dict[str, Any] = {**constants, **params}
+        out = {}
+        for name, expr in self.derived:
+            out[name] = env[name] = evaluate(expr, env)
+        return out
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.title}\n  {self.target} = {self.formula.source}\n  inputs: {', '.join(self.inputs)}\n  reference: {self.reference}"
+
+
+def _fail(path: str, fieldname: str, problem: str) -> LawFileError:
+    return LawFileError(f"law file {path}: field '{fieldname}': {problem}")
+
+
+def _catalogue_dir() -> Path:
+    """The installed catalogue (bayescale.models in the wheel), else `models/` beside the source tree."""
+    try:
+        return Path(str(resources.files("bayescale.models")))
+    except ModuleNotFoundError:  # running from a source checkout, where bayescale/ shadows the install
+        return Path(__file__).resolve().parent.parent / "models"
+
+
+@cache
+def _catalogue() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(_catalogue_dir().glob("*.toml"))}
+
+
+def laws() -> list[str]:
+    """Names of every law in the catalogue (`models/`)."""
+    return list(_catalogue())
+
+
+def law(name_or_path: str | Path | Law) -> Law:
+    """Look up a law by catalogue name, or load a user's own TOML law file from a path."""
+    if isinstance(name_or_path, Law):
+        return name_or_path
+    text = str(name_or_path)
+    path = Path(text)
+    if text.endswith(".toml") or path.is_file():
+        if not path.is_file():
+            raise UnknownLawError(f"law file {text} does not exist")
+        return _load(str(path.resolve()))
+    catalogue = _catalogue()
+    if text not in catalogue:
+        raise UnknownLawError(f"unknown law {text!r}; known laws: {', '.join(catalogue)} (or give a path to a .toml file)")
+    return _load(str(catalogue[text]))
+
+
+@cache
+def _load(path: str) -> Law:
+    source = Path(path).read_text()
+    try:
+        spec = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        raise LawFileError(f"law file {path}: not valid TOML: {exc}") from None
+    return from_spec(spec, path, source)
+
+
+def from_spec(spec: Mapping[str, Any], path: str = "<law>", source: str = "") -> Law:
+    """Validate a parsed law file and compile its formulas."""
+    for key in ("name", "formula", "inputs", "params"):
+        if key not in spec:
+            raise _fail(path, key, "is required")
+    inputs = spec["inputs"]
+    if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) and i.isidentifier() for i in inputs):
+        raise _fail(path, "inputs", f"must be a non-empty list of names, got {inputs!r}")
+    target = spec.get("target", "loss")
+
+    constants: dict[str, float | str] = {}
+    for key, value in spec.get("constants", {}).items():
+        if isinstance(value, str):
+            m = _STATISTIC.match(value)
+            if not m or m.group(2) not in (*inputs, target):
+                raise _fail(path, f"constants.{key}", f"{value!r} must be a number or min/max/mean/median/geomean(<input or {target}>)")
+        elif not isinstance(value, int | float) or isinstance(value, bool):
+            raise _fail(path, f"constants.{key}", f"must be a number, got {value!r}")
+        constants[key] = value
+
+    params: dict[str, Param] = {}
+    raw_params = spec["params"]
+    if not isinstance(raw_params, dict) or not raw_params:
+        raise _fail(path, "params", "must be a table with one sub-table per parameter")
+    for pname, p in raw_params.items():
+        if not isinstance(p, dict) or "prior" not in p:
+            raise _fail(path, f"params.{pname}.prior", "is required")
+        prior = _prior(p["prior"], path, f"params.{pname}.prior", constants)
+        support = p.get("support", [-math.inf, math.inf])
+        if not (isinstance(support, list) and len(support) == 2 and support[0] < support[1]):
+            raise _fail(path, f"params.{pname}.support", f"must be [lower, upper], got {support!r}")
+        value = p.get("value")
+        if value is not None and not support[0] <= value <= support[1]:
+            raise _fail(path, f"params.{pname}.value", f"{value} lies outside its support {support}")
+        params[pname] = Param(pname, prior, (float(support[0]), float(support[1])), value, p.get("why", ""))
+
+    known = set(inputs) | set(constants) | set(params)
+    clash = set(inputs) & (set(constants) | set(params)) or set(constants) & set(params)
+    if clash:
+        raise _fail(path, "params", f"names used twice: {sorted(clash)}")
+    definitions = []
+    for dname, expr in spec.get("definitions", {}).items():
+        definitions.append((dname, _formula(expr, known, path, f"definitions.{dname}")))
+        known.add(dname)
+    formula = _formula(spec["formula"], known, path, "formula")
+    from_target = {k for k, v in constants.items() if isinstance(v, str) and _STATISTIC.match(v).group(2) == target}
+    leaked = from_target & (formula.names | {n for _, f in definitions for n in f.names})
+    if leaked:
+        raise _fail(path, "formula", f"uses {sorted(leaked)}, computed from the target {target!r}; such constants may only set priors")
+    derived = []
+    dknown = set(constants) | set(params)
+    for dname, expr in spec.get("derived", {}).items():
+        derived.append((dname, _formula(expr, dknown, path, f"derived.{dname}")))
+        dknown.add(dname)
+    unused = set(params) - formula.names - {n for _, f in definitions for n in f.names}
+    if unused:
+        raise _fail(path, "params", f"parameters never used by the formula: {sorted(unused)}")
+
+    published = spec.get("published", {})
+    for key, value in published.items():
+        if key not in params and key not in dict(derived):
+            raise _fail(path, f"published.{key}", "is neither a parameter nor a derived quantity")
+        if not isinstance(value, int | float):
+            raise _fail(path, f"published.{key}", f"must be a number, got {value!r}")
+    noise = spec.get("noise", {})
+    sigma_prior = _prior(noise.get("sigma", DEFAULT_SIGMA_PRIOR), path, "noise.sigma", constants)
+    return Law(
+        name=str(spec["name"]),
+        title=str(spec.get("title", spec["name"])),
+        reference=str(spec.get("reference", "")),
+        inputs=tuple(inputs),
+        target=str(target),
+        formula=formula,
+        definitions=tuple(definitions),
+        derived=tuple(derived),
+        constants=constants,
+        params=params,
+        published=dict(published),
+        sigma_prior=sigma_prior,
+        source=source,
+        path=path,
+        notes=str(spec.get("notes", "")),
+    )
+
+
+def _formula(expr: Any, known: set[str], path: str, fieldname: str) -> Formula:
+    if not isinstance(expr, str):
+        raise _fail(path, fieldname, f"must be a string, got {expr!r}")
+    try:
+        return parse(expr, known)
+    except FormulaError as exc:
+        raise _fail(path, fieldname, str(exc)) from None
+
+
+def _prior(spec: Any, path: str, fieldname: str, constants: Mapping[str, Any]) -> Prior:
+    if not isinstance(spec, dict) or "dist" not in spec:
+        raise _fail(path, fieldname, "must be a table like { dist = \"Normal\", mu = 0, sigma = 1 }")
+    dist = spec["dist"]
+    if dist not in DISTRIBUTIONS:
+        raise _fail(path, fieldname, f"distribution {dist!r} is not supported; use one of {', '.join(DISTRIBUTIONS)}")
+    required, optional = DISTRIBUTIONS[dist]
+    args = {k: v for k, v in spec.items() if k != "dist"}
+    missing = [a for a in required if a not in args]
+    extra = [a for a in args if a not in required + optional]
+    if missing or extra:
+        raise _fail(path, fieldname, f"{dist} needs {list(required)} (optional {list(optional)}); missing {missing}, unexpected {extra}")
+    resolved: dict[str, float | Formula] = {}
+    for key, value in args.items():
+        if isinstance(value, str):
+            resolved[key] = _formula(value, set(constants), path, f"{fieldname}.{key}")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            resolved[key] = float(value)
+        else:
+            raise _fail(path, f"{fieldname}.{key}", f"must be a number or an expression of constants, got {value!r}")
+    return Prior(dist, resolved)
