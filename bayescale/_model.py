@@ -38,7 +38,7 @@ class ModelSpec:
 def make_spec(
     law: Law,
     data: ScalingData,
-    likelihood: Likelihood = "normal",
+    likelihood: Likelihood = "student_t",
     nu: float = 4.0,
     groups: Mapping[str, Mode] | None = None,
 ) -> ModelSpec:

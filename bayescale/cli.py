@@ -50,7 +50,7 @@ def fit_cmd(
     tune: int = 1000,
     chains: int = 4,
     seed: int = 0,
-    likelihood: Annotated[str, typer.Option(help="normal or student_t")] = "normal",
+    likelihood: Annotated[str, typer.Option(help="student_t (robust, default) or normal")] = "student_t",
     progress: bool = True,
 ) -> None:
     """Fit a law to the runs in CSV and save the posterior."""

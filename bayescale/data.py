@@ -166,6 +166,13 @@ def _select(df: pd.DataFrame, columns: Mapping[str, str] | None, origin: str) ->
     return df[list(columns.values())].set_axis(list(columns.keys()), axis=1).copy()
 
 
+def _show(value: Any) -> str:
+    """A value as a person would write it: 1e+09, -5, 'abc'."""
+    if isinstance(value, int | float | np.integer | np.floating):
+        return f"{float(value):g}"
+    return repr(value)
+
+
 def as_frame(new: Any, roles: Sequence[str]) -> pd.DataFrame:
     """Turn prediction inputs (DataFrame, ScalingData, dict of arrays or scalars) into a role-named frame."""
     if isinstance(new, ScalingData):
@@ -184,6 +191,6 @@ def as_frame(new: Any, roles: Sequence[str]) -> pd.DataFrame:
         bad = ~np.isfinite(arr) | ((arr <= 0) if role in POSITIVE_ROLES else False)
         if np.any(bad):
             row = int(np.flatnonzero(bad)[0])
-            raise DataError(f"prediction input {role!r}: row {row} has value {frame[role].iloc[row]!r}")
+            raise DataError(f"prediction input {role!r}: row {row} has value {_show(frame[role].iloc[row])}")
         frame[role] = arr
     return frame

@@ -44,8 +44,7 @@ def run_demo(out: str | Path = "bayescale-demo.png", draws: int = 1000, chains: 
 
     ax = result.plot(x="D", extend=3.0)
     ax.scatter([TARGET["D"]], [row["median"]], marker="*", s=150, color="crimson", zorder=5, label="70B / 1.4T prediction")
-    ax.errorbar([TARGET["D"]], [row["median"]], yerr=[[row["median"] - row["lower"]], [row["upper"] - row["median"]]],
-                color="crimson", capsize=4, zorder=5)
+    ax.plot([TARGET["D"]] * 2, [row["lower"], row["upper"]], color="crimson", lw=2.5, zorder=5)
     ax.legend(fontsize=8)
     ax.figure.tight_layout()
     ax.figure.savefig(out, dpi=120)

@@ -22,7 +22,7 @@ def check(idata: az.InferenceData, var_names: list[str]) -> dict:
     chains = idata.posterior.sizes["chain"]
     n_draws = chains * idata.posterior.sizes["draw"]
     divergent = int(stats["diverging"].sum()) if "diverging" in stats else 0
-    summary = az.summary(idata, var_names=var_names, kind="diagnostics")
+    summary = az.summary(idata, var_names=var_names, kind="diagnostics", round_to="none")
     rhat = summary["r_hat"].to_numpy(dtype=float)
     ess = summary["ess_bulk"].to_numpy(dtype=float)
     worst_rhat = float(np.nanmax(rhat)) if chains > 1 else float("nan")

@@ -80,7 +80,8 @@ class Law:
     params: Mapping[str, Param]
     published: Mapping[str, float]
     sigma_prior: Prior
-    source: str = field(repr=False)
+    design: Mapping[str, Any] = field(default_factory=dict)
+    source: str = field(repr=False, default="")
     path: str = ""
     notes: str = ""
 
@@ -259,7 +260,22 @@ def from_spec(spec: Mapping[str, Any], path: str = "<law>", source: str = "") ->
         source=source,
         path=path,
         notes=str(spec.get("notes", "")),
+        design=_design(spec.get("design", {}), inputs, path),
     )
+
+
+def _design(design: Mapping[str, Any], inputs: list[str], path: str) -> dict[str, Any]:
+    """Simulation design: a [low, high] log-uniform range per input, run count `n` and log-noise `noise`."""
+    out = {"n": int(design.get("n", 100)), "noise": float(design.get("noise", 0.01)), "ranges": {}}
+    for key, value in design.items():
+        if key in ("n", "noise"):
+            continue
+        if key not in inputs:
+            raise _fail(path, f"design.{key}", f"is not an input of the law ({', '.join(inputs)})")
+        if not (isinstance(value, list) and len(value) == 2 and 0 < value[0] < value[1]):
+            raise _fail(path, f"design.{key}", f"must be [low, high] with 0 < low < high, got {value!r}")
+        out["ranges"][key] = (float(value[0]), float(value[1]))
+    return out
 
 
 def _formula(expr: Any, known: set[str], path: str, fieldname: str) -> Formula:

@@ -39,6 +39,20 @@ def simulate(
     return ScalingData.from_frame(pd.DataFrame({**columns, the_law.target: y}), origin=f"simulated from {the_law.name}")
 
 
+def design_runs(law: str | Law, n: int | None = None, noise: float | None = None, seed: int = 0,
+                params: Mapping[str, float] | None = None) -> ScalingData:
+    """Runs drawn log-uniformly over the ranges in the law file's [design] table, at the law's values."""
+    the_law = get_law(law)
+    design = the_law.design
+    missing = [k for k in the_law.inputs if k not in design.get("ranges", {})]
+    if missing:
+        raise ValueError(f"law {the_law.name!r} has no [design] range for {missing}; pass inputs to simulate()")
+    n = n or design["n"]
+    rng = np.random.default_rng(seed + 10_000)
+    inputs = {k: np.exp(rng.uniform(*np.log(design["ranges"][k]), n)) for k in the_law.inputs}
+    return simulate(the_law, inputs, params=params, noise=design["noise"] if noise is None else noise, seed=seed)
+
+
 def chinchilla_runs(n: int = 150, noise: float = 0.01, seed: int = 0,
                     n_range: tuple[float, float] = (7e7, 1.6e10), d_range: tuple[float, float] = (5e9, 5e11),
                     params: Mapping[str, float] | None = None) -> ScalingData:

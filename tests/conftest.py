@@ -1,0 +1,47 @@
+"""Shared fixtures: one small simulated Chinchilla fit per session (the compile is cached across tests)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bayescale as bs
+from bayescale.simulate import chinchilla_runs
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data"
+# Small but honest sampling settings for CI: 4 chains keep R-hat meaningful.
+FAST = dict(draws=500, tune=500, chains=4, progress=False)
+
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def shared_path(*parts: str) -> Path:
+    """A file under ../shared/data, or skip the test with a clear reason when the folder is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not available: {path} is absent (it lives in ../shared/data beside the checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def chinchilla_data() -> bs.ScalingData:
+    return chinchilla_runs(n=150, noise=0.01, seed=1)
+
+
+@pytest.fixture(scope="session")
+def chinchilla_fit(chinchilla_data: bs.ScalingData) -> bs.Fit:
+    return bs.fit("chinchilla", chinchilla_data, seed=1, **FAST)
+
+
+@pytest.fixture(scope="session")
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
+
+
+def pytest_report_header(config):
+    return f"bayescale: shared data {'present' if SHARED.exists() else 'ABSENT'} at {SHARED}; CI={os.environ.get('CI')}"

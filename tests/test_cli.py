@@ -1,0 +1,54 @@
+"""The `bayescale` console script end to end, including its error path."""
+
+import subprocess
+import sys
+
+import pytest
+
+from bayescale.simulate import chinchilla_runs
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "bayescale.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def test_laws_lists_formula_inputs_reference():
+    out = cli("laws")
+    assert out.returncode == 0, out.stderr
+    assert "chinchilla" in out.stdout and "E + exp(a - alpha * log(N / N0))" in out.stdout
+    assert "Hoffmann et al. 2022" in out.stdout and "inputs: N, D" in out.stdout
+
+
+@pytest.fixture(scope="module")
+def runs_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "runs.csv"
+    chinchilla_runs(n=80, seed=4).frame.rename(columns={"N": "params", "D": "tokens"}).to_csv(path, index=False)
+    return path
+
+
+def test_fit_then_predict(runs_csv, tmp_path):
+    out_path = tmp_path / "fit.nc"
+    out = cli("fit", str(runs_csv), "--law", "chinchilla", "--col", "N=params", "--col", "D=tokens",
+              "--col", "loss=loss", "-o", str(out_path), "--draws", "300", "--tune", "300", "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert out_path.exists() and "alpha" in out.stdout
+    pred = cli("predict", str(out_path), "--at", "N=7e10,D=1.4e12", "--prob", "0.9")
+    assert pred.returncode == 0, pred.stderr
+    assert "median" in pred.stdout and "7e+10" in pred.stdout
+    summary = cli("summary", str(out_path))
+    assert summary.returncode == 0 and "beta" in summary.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["fit", "{csv}", "--law", "chinchila", "-o", "x.nc", "--col", "N=params", "--col", "D=tokens"], "unknown law 'chinchila'"),
+        (["fit", "{csv}", "--law", "chinchilla", "-o", "x.nc", "--col", "N=parms"], "missing column 'parms'"),
+        (["predict", "nothere.nc", "--at", "N=1e9,D=1e10"], "no saved fit at nothere.nc"),
+        (["predict", "{csv}", "--at", "N=1e9"], "is not a bayescale fit"),
+    ],
+)
+def test_errors_are_one_clear_line(args, message, runs_csv, tmp_path):
+    out = cli(*[a.replace("{csv}", str(runs_csv)) for a in args], cwd=tmp_path)
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr, out.stderr

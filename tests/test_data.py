@@ -1,0 +1,79 @@
+"""Bad input gets a specific error naming the column, row and value."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale as bs
+
+
+def runs(n=20):
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"params": np.geomspace(1e8, 1e10, n), "tokens": np.geomspace(1e9, 1e11, n)[rng.permutation(n)],
+                         "loss": np.linspace(3.0, 2.2, n)})
+
+
+COLS = {"N": "params", "D": "tokens", "loss": "loss"}
+
+
+def test_good_frame_maps_roles():
+    data = bs.ScalingData.from_frame(runs(), columns=COLS)
+    assert data.columns == ["N", "D", "loss"] and len(data) == 20
+
+
+@pytest.mark.parametrize(
+    "mutate, pattern",
+    [
+        (lambda df: df.assign(loss=df.loss.where(df.index != 3, np.nan)), r"column 'loss': row 3 has value nan"),
+        (lambda df: df.assign(params=df.params.where(df.index != 5, np.inf)), r"column 'N': row 5 has value inf"),
+        (lambda df: df.assign(params=df.params.where(df.index != 2, -1.0)), r"column 'N': row 2 has value -1; N must be positive"),
+        (lambda df: df.assign(loss=df.loss.where(df.index != 7, 0.0)), r"column 'loss': row 7 has value 0; loss must be positive"),
+        (lambda df: df.assign(tokens=df.tokens.astype(object).where(df.index != 4, "lots")), r"column 'D' is not numeric: row 4 has value 'lots'"),
+        (lambda df: df.drop(columns="tokens"), r"missing column 'tokens' \(mapped to role 'D'\)"),
+        (lambda df: pd.concat([df, df.iloc[[6]]]), r"rows 6 and 20 are identical"),
+    ],
+)
+def test_bad_frames(mutate, pattern):
+    with pytest.raises(bs.DataError, match=pattern):
+        bs.ScalingData.from_frame(mutate(runs()), columns=COLS)
+
+
+def test_csv_errors_give_the_line(tmp_path):
+    df = runs()
+    df.loc[3, "loss"] = np.nan
+    path = tmp_path / "runs.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(bs.DataError, match=r"row 3 \(CSV line 5\)"):
+        bs.ScalingData.from_csv(path, columns=COLS)
+    with pytest.raises(bs.DataError, match="does not exist"):
+        bs.ScalingData.from_csv(tmp_path / "nope.csv")
+
+
+def test_too_few_rows_for_the_law():
+    data = bs.ScalingData.from_frame(runs(5), columns=COLS)
+    with pytest.raises(bs.DataError, match=r"too few runs for law 'chinchilla': 5 rows for 6 parameters"):
+        bs.fit("chinchilla", data, progress=False)
+
+
+def test_law_input_missing_from_data():
+    data = bs.ScalingData.from_frame(runs(), columns={"N": "params", "loss": "loss"})
+    with pytest.raises(bs.DataError, match=r"law 'chinchilla' needs column\(s\) \['D'\]"):
+        bs.fit("chinchilla", data, progress=False)
+
+
+def test_unknown_law_in_fit():
+    with pytest.raises(bs.UnknownLawError, match="unknown law 'chinchilla3'"):
+        bs.fit("chinchilla3", bs.ScalingData.from_frame(runs(), columns=COLS), progress=False)
+
+
+def test_tokens_from_compute():
+    df = runs().assign(flops=lambda d: 6 * d.params * d.tokens)
+    data = bs.ScalingData.from_frame(df, columns={"N": "params", "C": "flops", "loss": "loss"}).with_inputs(["N", "D"])
+    np.testing.assert_allclose(data["D"], df.tokens.to_numpy())
+
+
+def test_prediction_inputs_are_checked(chinchilla_fit):
+    with pytest.raises(bs.DataError, match=r"prediction input 'N': row 1 has value -5"):
+        chinchilla_fit.predict({"N": [1e9, -5.0], "D": [1e10, 1e10]})
+    with pytest.raises(bs.DataError, match=r"lack column\(s\) \['D'\]"):
+        chinchilla_fit.predict({"N": [1e9]})

@@ -1,0 +1,120 @@
+"""Fitting, prediction, diagnostics, reproducibility and save/load of fits."""
+
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale as bs
+from tests.conftest import FAST, shared_path
+
+NEW = pd.DataFrame({"N": [7e10, 1e9, 3e9], "D": [1.4e12, 2e10, 6e10]})
+
+
+def test_summary_columns_and_published(chinchilla_fit):
+    table = chinchilla_fit.summary(prob=0.9)
+    assert {"mean", "sd", "hdi_5%", "hdi_95%", "r_hat", "ess_bulk", "published"} <= set(table.columns)
+    assert {"E", "alpha", "beta", "A", "B", "sigma"} <= set(table.index)
+    assert table.loc["A", "published"] == 406.4
+    assert table.loc["alpha", "hdi_5%"] < 0.34 < table.loc["alpha", "hdi_95%"]
+
+
+def test_predict_bands_are_ordered_and_cover_the_truth(chinchilla_fit):
+    pred = chinchilla_fit.predict(NEW, prob=0.9)
+    assert list(pred.columns[:2]) == ["N", "D"]
+    assert (pred.lower < pred.mean_lower).all() and (pred.mean_upper < pred.upper).all()
+    assert (pred.lower < pred["median"]).all() and (pred["median"] < pred.upper).all()
+    law = bs.law("chinchilla")
+    truth = law.mean({k: p.value for k, p in law.params.items()}, {"N": NEW.N.values, "D": NEW.D.values}, {"N0": 1e9, "D0": 1e11})
+    assert ((pred.mean_lower < truth) & (truth < pred.mean_upper)).all(), (pred, truth)
+
+
+def test_prediction_is_vectorised_and_fast(chinchilla_fit):
+    grid = pd.DataFrame({"N": np.geomspace(1e8, 1e11, 1000), "D": np.geomspace(1e9, 1e13, 1000)})
+    assert chinchilla_fit.n_draws == 2000
+    start = time.perf_counter()
+    chinchilla_fit.predict(grid)
+    per_4000_draws = (time.perf_counter() - start) * 4000 / chinchilla_fit.n_draws
+    assert per_4000_draws < 1.0, f"{per_4000_draws:.2f} s for 4000 draws x 1000 points"
+
+
+def test_same_seed_same_posterior(chinchilla_data, chinchilla_fit):
+    again = bs.fit("chinchilla", chinchilla_data, seed=1, **FAST)
+    np.testing.assert_array_equal(again.draws("alpha"), chinchilla_fit.draws("alpha"))
+    other = bs.fit("chinchilla", chinchilla_data, seed=2, **FAST)
+    assert not np.array_equal(other.draws("alpha"), chinchilla_fit.draws("alpha"))
+
+
+def test_refit_reuses_the_compiled_model(chinchilla_data, chinchilla_fit):
+    start = time.perf_counter()
+    bs.fit("chinchilla", chinchilla_data.subset(np.arange(len(chinchilla_data)) < 120), seed=3, **FAST)
+    assert time.perf_counter() - start < 10.0
+
+
+def test_save_load_round_trip_identical(tmp_path, chinchilla_fit):
+    path = chinchilla_fit.save(tmp_path / "fit.nc")
+    loaded = bs.load(path)
+    pd.testing.assert_frame_equal(loaded.predict(NEW), chinchilla_fit.predict(NEW))
+    pd.testing.assert_frame_equal(loaded.summary(), chinchilla_fit.summary())
+    assert loaded.law.name == "chinchilla" and len(loaded.data) == len(chinchilla_fit.data)
+    assert loaded.diagnostics == chinchilla_fit.diagnostics
+
+
+def test_interrupted_save_keeps_the_old_file(tmp_path, chinchilla_fit, monkeypatch):
+    path = chinchilla_fit.save(tmp_path / "fit.nc")
+    before = path.read_bytes()
+
+    def explode(self, filename, *args, **kwargs):
+        with open(filename, "wb") as fh:
+            fh.write(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("arviz.InferenceData.to_netcdf", explode)
+    with pytest.raises(KeyboardInterrupt):
+        chinchilla_fit.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["fit.nc"], "temporary file left behind"
+    assert bs.load(path).n_draws == chinchilla_fit.n_draws
+
+
+def test_load_rejects_non_fits(tmp_path):
+    junk = tmp_path / "junk.nc"
+    junk.write_bytes(b"not netcdf")
+    with pytest.raises(bs.FitFileError, match="is not a bayescale fit"):
+        bs.load(junk)
+    with pytest.raises(bs.FitFileError, match="no saved fit"):
+        bs.load(tmp_path / "missing.nc")
+
+
+def test_sampling_problems_are_reported_in_plain_words(chinchilla_data):
+    with pytest.warns(bs.SamplingWarning, match=r"few effective draws .* Increase draws"):
+        result = bs.fit("chinchilla", chinchilla_data, draws=30, tune=30, chains=2, seed=0, progress=False)
+    assert result.diagnostics["problems"]
+
+
+def test_normal_likelihood_option(chinchilla_data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.SamplingWarning)
+        result = bs.fit("chinchilla", chinchilla_data, likelihood="normal", seed=0, **FAST)
+    assert result.meta["likelihood"] == "normal"
+    lo, hi = np.quantile(result.draws("beta"), [0.05, 0.95])
+    assert lo < 0.28 < hi
+    with pytest.raises(bs.BayescaleError, match="likelihood must be"):
+        bs.fit("chinchilla", chinchilla_data, likelihood="cauchy", **FAST)
+
+
+def test_real_chinchilla_replication():
+    """The 245 Epoch-extracted Chinchilla runs: the robust fit lands on the replication's values."""
+    path = shared_path("chinchilla-epoch", "svg_extracted_data.csv")
+    data = bs.ScalingData.from_csv(path, columns={"N": "Model Size", "C": "Training FLOP", "loss": "loss"})
+    assert len(data) == 245
+    result = bs.fit("chinchilla", data, seed=0, **FAST)
+    table = result.summary(prob=0.95)
+    assert result.diagnostics["divergences"] == 0 and result.diagnostics["max_rhat"] <= 1.01
+    # Besiroglu et al. 2024 on this data (Huber loss, bootstrap): E 1.82, alpha 0.35, beta 0.37
+    for name, epoch in {"E": 1.82, "alpha": 0.35, "beta": 0.37}.items():
+        assert table.loc[name, "hdi_2.5%"] <= epoch <= table.loc[name, "hdi_97.5%"], (name, table.loc[name])
+    # and not on Hoffmann et al.'s beta = 0.28, which the replication could not reproduce
+    assert table.loc["beta", "hdi_2.5%"] > 0.28
