@@ -110,39 +110,64 @@ class Fit:
             return hi - np.exp(np.log(hi - centre) + spread * z)
         return centre + spread * z
 
-    def mean_draws(self, new: Any, seed: int = 0) -> np.ndarray:
-        """The law's value at each new row for every posterior draw: shape (S, n). No observation noise."""
-        frame = self._inputs(new)
+    def mean_draws(self, new: Any, seed: int = 0, from_fit: Fit | None = None) -> np.ndarray:
+        """The law's value at each new row for every posterior draw: shape (S, n). No observation noise.
+
+        With `from_fit`, the input named like that fit's target (e.g. `loss`) is taken from its
+        posterior-predictive draws at the same rows, so both posteriors' uncertainty flows through.
+        """
         rng = np.random.default_rng(seed)
+        upstream = self._upstream_draws(new, from_fit, seed) if from_fit is not None else {}
+        frame = self._inputs(new, skip=tuple(upstream))
         params = self._param_draws(frame, rng)
-        inputs = {k: frame[k].to_numpy(dtype=float)[None, :] for k in self.law.inputs}
+        inputs = {k: upstream[k] if k in upstream else frame[k].to_numpy(dtype=float)[None, :] for k in self.law.inputs}
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             return np.broadcast_to(self.law.mean(params, inputs, self.constants), (self.n_draws, len(frame)))
 
-    def predictive_draws(self, new: Any, seed: int = 0) -> np.ndarray:
+    def _upstream_draws(self, new: Any, from_fit: Fit, seed: int) -> dict[str, np.ndarray]:
+        name = from_fit.law.target
+        if name not in self.law.inputs:
+            raise BayescaleError(
+                f"from_fit: that fit predicts {name!r}, but law {self.law.name!r} takes {list(self.law.inputs)}"
+            )
+        draws = from_fit.predictive_draws(new, seed=seed + 1)
+        rng = np.random.default_rng(seed + 2)
+        index = rng.permutation(draws.shape[0])[: self.n_draws] if draws.shape[0] >= self.n_draws else rng.integers(
+            0, draws.shape[0], self.n_draws)
+        return {name: draws[index]}
+
+    def predictive_draws(self, new: Any, seed: int = 0, from_fit: Fit | None = None) -> np.ndarray:
         """Posterior-predictive draws of the target at each new row (observation noise included): (S, n)."""
         rng = np.random.default_rng(seed)
-        mean = self.mean_draws(new, seed=seed)
+        mean = self.mean_draws(new, seed=seed, from_fit=from_fit)
         sigma = self.draws("sigma")[:, None]
         eps = rng.standard_t(self.spec.nu, mean.shape) if self.spec.likelihood == "student_t" else rng.standard_normal(mean.shape)
         return mean * np.exp(sigma * eps)
 
-    def _inputs(self, new: Any) -> pd.DataFrame:
-        if isinstance(new, ScalingData | pd.DataFrame | Mapping):
-            new = ScalingData(as_frame(new, []), origin="prediction inputs", check=False).with_inputs(
-                self.law.inputs, self.meta.get("flops_per_token_param", 6.0))
-        return as_frame(new, self.law.inputs)
+    def _inputs(self, new: Any, skip: tuple[str, ...] = ()) -> pd.DataFrame:
+        """Prediction inputs as a checked frame, completing N/D/C from the other two where needed."""
+        frame = as_frame(new, [])
+        frame = ScalingData(frame, origin="prediction inputs", check=False).with_inputs(
+            self.law.inputs, self.meta.get("flops_per_token_param", 6.0)).frame
+        return as_frame(frame, [k for k in self.law.inputs if k not in skip])
 
     # --- user-facing ----------------------------------------------------------------------------
-    def predict(self, new: Any, prob: float = 0.9, seed: int = 0) -> pd.DataFrame:
-        """Inputs plus the posterior-predictive median and `prob` band (noise included), and the band of the law itself."""
+    def predict(self, new: Any, prob: float = 0.9, seed: int = 0, from_fit: Fit | None = None) -> pd.DataFrame:
+        """Inputs plus the posterior-predictive median and `prob` band (noise included), and the band of the law itself.
+
+        `from_fit` chains laws: e.g. `acc_fit.predict({"N": .., "D": ..}, from_fit=loss_fit)` feeds the
+        loss fit's predictive draws into the accuracy law, draw by draw.
+        """
         if not 0 < prob < 1:
             raise BayescaleError(f"prob must lie strictly between 0 and 1, got {prob}")
-        frame = self._inputs(new)
+        skip = (from_fit.law.target,) if from_fit is not None else ()
+        frame = self._inputs(new, skip=skip)
         q = [(1 - prob) / 2, 0.5, (1 + prob) / 2]
-        pred = np.quantile(self.predictive_draws(frame, seed=seed), q, axis=0)
-        law_q = np.quantile(self.mean_draws(frame, seed=seed), q, axis=0)
+        pred = np.quantile(self.predictive_draws(frame, seed=seed, from_fit=from_fit), q, axis=0)
+        law_q = np.quantile(self.mean_draws(frame, seed=seed, from_fit=from_fit), q, axis=0)
         out = frame.copy()
+        if from_fit is not None:
+            out[f"{from_fit.law.target}_median"] = np.median(self._upstream_draws(frame, from_fit, seed)[skip[0]], axis=0)
         out["median"], out["lower"], out["upper"] = pred[1], pred[0], pred[2]
         out["mean_median"], out["mean_lower"], out["mean_upper"] = law_q[1], law_q[0], law_q[2]
         return out
