@@ -205,7 +205,21 @@ class Fit:
                 os.unlink(tmp)
         return path
 
-    # --- plotting and allocation are attached from their own modules -----------------------------
+    # --- allocation and plotting live in their own modules -------------------------------------------
+    def allocate(self, compute: float | list[float], prob: float = 0.9, flops_per_token_param: float = 6.0,
+                 inference_tokens: float = 0.0, fixed: Mapping[str, float] | None = None, method: str = "auto") -> Any:
+        """Compute-optimal N*, D*, tokens per parameter and loss per budget, with intervals (see bayescale.allocate)."""
+        from bayescale.allocate import allocate
+
+        return allocate(self, compute, prob=prob, flops_per_token_param=flops_per_token_param,
+                        inference_tokens=inference_tokens, fixed=fixed, method=method)
+
+    def target_loss(self, target: float, prob: float = 0.9, **kwargs: Any) -> pd.DataFrame:
+        """The cheapest compute (and N, D) reaching `target` loss with probability `prob`."""
+        from bayescale.allocate import target_loss
+
+        return target_loss(self, target, prob=prob, **kwargs)
+
     def plot(self, ax: Any = None, **kwargs: Any) -> Any:
         """Data, fitted curves and bands (see bayescale.plots.plot_fit)."""
         from bayescale.plots import plot_fit
@@ -217,13 +231,14 @@ def fit(
     law: str | Path | Law,
     data: ScalingData | pd.DataFrame,
     *,
-    draws: int = 1000,
-    tune: int = 1000,
+    draws: int | None = None,
+    tune: int | None = None,
     chains: int = 4,
     seed: int = 0,
     likelihood: Likelihood = "student_t",
     nu: float = 4.0,
     groups: Mapping[str, Mode] | None = None,
+    pooling: str = "centred",
     sampler: Sampler = "nutpie",
     progress: bool = True,
     flops_per_token_param: float = 6.0,
@@ -235,14 +250,20 @@ def fit(
     log(target) (multiplicative noise), Student-t with `nu` = 4 by default because real sweeps have
     outlying runs (on the Chinchilla replication data a Gaussian likelihood drags beta from 0.37 to 0.61);
     `likelihood="normal"` gives the plain log-normal model. `groups` maps a
-    parameter to "shared" (default), "separate" (one per group) or "pooled" (per group, partially pooled).
+    parameter to "shared" (default), "separate" (one per group) or "pooled" (per group, partially pooled;
+    `pooling="non-centred"` for groups with very few runs each).
     """
     the_law = get_law(law)
+    # caller's settings win, then the law file's [sampling] table, then 1000 draws + 1000 tune
+    draws = draws or the_law.sampling.get("draws", 1000)
+    tune = tune or the_law.sampling.get("tune", 1000)
+    if "target_accept" in the_law.sampling and sampler == "nutpie":
+        sampler_kwargs.setdefault("target_accept", the_law.sampling["target_accept"])
     if isinstance(data, pd.DataFrame):
         data = ScalingData.from_frame(data)
     data = data.with_inputs(the_law.inputs, flops_per_token_param)
     data.check_for(the_law)
-    spec = make_spec(the_law, data, likelihood=likelihood, nu=nu, groups=groups)
+    spec = make_spec(the_law, data, likelihood=likelihood, nu=nu, groups=groups, pooling=pooling)
     arrays = data_arrays(spec, data)
     constants = {k[2:]: float(v) for k, v in arrays.items() if k.startswith("c_")}
     start = time.perf_counter()
@@ -253,7 +274,7 @@ def fit(
     meta = {
         "format": FORMAT_VERSION, "law_name": the_law.name, "law_source": the_law.source, "law_path": the_law.path,
         "constants": constants, "likelihood": likelihood, "nu": nu, "groups": list(spec.groups),
-        "modes": dict(spec.modes), "seed": seed, "sampler": sampler, "draws": draws, "tune": tune,
+        "modes": dict(spec.modes), "pooling": pooling, "seed": seed, "sampler": sampler, "draws": draws, "tune": tune,
         "chains": chains, "flops_per_token_param": flops_per_token_param, "seconds": seconds,
     }
     result = Fit(the_law, idata, spec, constants, data, meta)
@@ -267,7 +288,7 @@ def _finish(idata: az.InferenceData, spec: ModelSpec, data: ScalingData, constan
     """Keep what a fit needs: posterior (+ derived quantities), sample stats, the runs, pointwise log-likelihood."""
     law = spec.law
     post = idata.posterior
-    keep = [v for v in post.data_vars if not v.endswith("_z")]
+    keep = [v for v in post.data_vars if not v.endswith(("_z", "_u"))]
     post = post[keep]
     for name, value in law.derived_values({k: post[k] for k in law.params}, constants).items():
         post[name] = value
@@ -312,5 +333,5 @@ def load(path: str | Path) -> Fit:
     runs = idata.constant_data.to_dataframe().reset_index(drop=True)
     data = ScalingData(runs, origin=str(path), check=False)
     spec = ModelSpec(law=the_law, likelihood=meta["likelihood"], nu=meta["nu"], groups=tuple(meta["groups"]),
-                     modes=tuple(sorted(meta["modes"].items())))
+                     modes=tuple(sorted(meta["modes"].items())), pooling=meta.get("pooling", "centred"))
     return Fit(the_law, idata, spec, meta["constants"], data, meta)

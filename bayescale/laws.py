@@ -81,6 +81,8 @@ class Law:
     published: Mapping[str, float]
     sigma_prior: Prior
     design: Mapping[str, Any] = field(default_factory=dict)
+    optimum: Formula | None = None  # closed-form N*(C, k), when the law has one
+    sampling: Mapping[str, Any] = field(default_factory=dict)  # sampler defaults this law needs, e.g. tune
     source: str = field(repr=False, default="")
     path: str = ""
     notes: str = ""
@@ -261,6 +263,8 @@ def from_spec(spec: Mapping[str, Any], path: str = "<law>", source: str = "") ->
         path=path,
         notes=str(spec.get("notes", "")),
         design=_design(spec.get("design", {}), inputs, path),
+        sampling=_sampling(spec.get("sampling", {}), path),
+        optimum=_formula(spec["optimum"]["N"], dknown | {"C", "k"}, path, "optimum.N") if "optimum" in spec else None,
     )
 
 
@@ -276,6 +280,15 @@ def _design(design: Mapping[str, Any], inputs: list[str], path: str) -> dict[str
             raise _fail(path, f"design.{key}", f"must be [low, high] with 0 < low < high, got {value!r}")
         out["ranges"][key] = (float(value[0]), float(value[1]))
     return out
+
+
+def _sampling(sampling: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """Sampler defaults a hard law needs (draws, tune, target_accept); the caller's arguments still win."""
+    allowed = {"draws": int, "tune": int, "target_accept": float}
+    for key, value in sampling.items():
+        if key not in allowed or not isinstance(value, int | float) or isinstance(value, bool):
+            raise _fail(path, f"sampling.{key}", f"allowed: {', '.join(allowed)} with numeric values, got {value!r}")
+    return {k: allowed[k](v) for k, v in sampling.items()}
 
 
 def _formula(expr: Any, known: set[str], path: str, fieldname: str) -> Formula:

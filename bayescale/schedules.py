@@ -15,7 +15,7 @@ def annealing_areas(table: pd.DataFrame, run: str = "run", step: str = "step", l
 
     `table` holds one row per optimiser step of each run (every step, so the sums are exact), with the
     learning rate used at that step. S2 = sum_i m_i with m_i = decay * m_(i-1) + (lr_(i-1) - lr_i): a
-    momentum of learning-rate drops. Rows keep their order; use the result to fit whole loss curves of
+    momentum of learning-rate drops. Rows keep their order (the index is reset); use the result to fit whole loss curves of
     runs with different schedules, or to describe a new schedule and predict its curve.
     """
     for col in (run, step, lr):
@@ -23,11 +23,11 @@ def annealing_areas(table: pd.DataFrame, run: str = "run", step: str = "step", l
             raise DataError(f"annealing_areas: missing column {col!r}; table has {list(table.columns)}")
     if not 0 <= decay < 1:
         raise DataError(f"annealing_areas: decay must be in [0, 1), got {decay}")
-    out = table.copy()
+    out = table.reset_index(drop=True)
     out["S1"] = np.nan
     out["S2"] = np.nan
     for _, rows in out.groupby(run, sort=False):
-        rows = rows.sort_values(step)
+        rows = rows.sort_values(step, kind="stable")
         steps = rows[step].to_numpy()
         if np.any(np.diff(steps) != 1):
             raise DataError(

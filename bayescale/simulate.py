@@ -27,20 +27,26 @@ def simulate(
     params: Mapping[str, float] | None = None,
     noise: float = 0.01,
     seed: int = 0,
+    likelihood: str = "normal",
+    nu: float = 4.0,
 ) -> ScalingData:
-    """Runs at the given inputs with target = law × exp(noise · N(0, 1)) (multiplicative, as in the fits)."""
+    """Runs at the given inputs with target = law × exp(noise · eps), eps standard normal or Student-t(nu).
+
+    The noise is multiplicative, as in the fits; `likelihood="student_t"` simulates the default fitting
+    model exactly (heavy-tailed run-to-run scatter)."""
     the_law = get_law(law)
     columns = {k: np.asarray(v, dtype=float) for k, v in inputs.items()}
     placeholder = {**columns, the_law.target: np.ones(1)}  # target statistics only shape priors, never the mean
     constants = the_law.resolve_constants(placeholder)
     mean = np.broadcast_to(the_law.mean(law_values(the_law, params), columns, constants), len(next(iter(columns.values()))))
     rng = np.random.default_rng(seed)
-    y = mean * np.exp(noise * rng.standard_normal(mean.shape))
+    eps = rng.standard_t(nu, mean.shape) if likelihood == "student_t" else rng.standard_normal(mean.shape)
+    y = mean * np.exp(noise * eps)
     return ScalingData.from_frame(pd.DataFrame({**columns, the_law.target: y}), origin=f"simulated from {the_law.name}")
 
 
 def design_runs(law: str | Law, n: int | None = None, noise: float | None = None, seed: int = 0,
-                params: Mapping[str, float] | None = None) -> ScalingData:
+                params: Mapping[str, float] | None = None, likelihood: str = "normal") -> ScalingData:
     """Runs drawn log-uniformly over the ranges in the law file's [design] table, at the law's values."""
     the_law = get_law(law)
     design = the_law.design
@@ -50,7 +56,8 @@ def design_runs(law: str | Law, n: int | None = None, noise: float | None = None
     n = n or design["n"]
     rng = np.random.default_rng(seed + 10_000)
     inputs = {k: np.exp(rng.uniform(*np.log(design["ranges"][k]), n)) for k in the_law.inputs}
-    return simulate(the_law, inputs, params=params, noise=design["noise"] if noise is None else noise, seed=seed)
+    return simulate(the_law, inputs, params=params, noise=design["noise"] if noise is None else noise, seed=seed,
+                    likelihood=likelihood)
 
 
 def chinchilla_runs(n: int = 150, noise: float = 0.01, seed: int = 0,

@@ -14,13 +14,14 @@ def families():
     """Five families share alpha; their scale `a` varies around a population value. Family 'new' has 2 runs."""
     rng = np.random.default_rng(7)
     a_values = {"f1": -0.35, "f2": -0.2, "f3": -0.3, "f4": -0.45, "new": -0.25}
+    xs = {name: np.geomspace(1e7, 1e9, 2) if name == "new" else np.geomspace(1e7, 1e10, 12) for name in a_values}
+    law = bs.law("power")
+    x0 = np.exp(np.mean(np.log(np.concatenate(list(xs.values())))))  # the fit's x0: geomean of all runs
     frames = []
     for name, a in a_values.items():
-        n = 2 if name == "new" else 12
-        x = np.geomspace(1e7, 1e9, n) if name == "new" else np.geomspace(1e7, 1e10, n)
-        data = bs.simulate("power", {"x": x}, params={"E": 1.8, "a": a, "alpha": 0.3}, noise=0.01,
-                           seed=int(rng.integers(1e6)))
-        frames.append(data.frame.assign(group=name))
+        mean = law.mean({"E": 1.8, "a": a, "alpha": 0.3}, {"x": xs[name]}, {"x0": x0})
+        loss = mean * np.exp(0.01 * rng.standard_normal(len(mean)))
+        frames.append(pd.DataFrame({"x": xs[name], "loss": loss, "group": name}))
     return bs.ScalingData.from_frame(pd.concat(frames, ignore_index=True)), a_values
 
 
@@ -50,6 +51,14 @@ def test_unseen_group_draws_from_the_population(families):
     separate = bs.fit("power", data, groups={"a": "separate"}, seed=0, **FAST)
     with pytest.raises(bs.BayescaleError, match="group 'brand-new' was not in the fit"):
         separate.predict(pd.DataFrame({"x": [1e9], "group": ["brand-new"]}))
+
+
+def test_non_centred_pooling_option(families):
+    data, _ = families
+    result = bs.fit("power", data, groups={"a": "pooled"}, pooling="non-centred", seed=0, **FAST)
+    assert result.spec.pooling == "non-centred" and "a_z" not in result.idata.posterior
+    with pytest.raises(bs.BayescaleError, match="pooling must be"):
+        bs.fit("power", data, groups={"a": "pooled"}, pooling="half", **FAST)
 
 
 def test_group_options_are_checked(families):
