@@ -1,4 +1,4 @@
-"""The `bayescale` command: laws, fit, predict, summary, demo."""
+"""The `bayescale` command: laws, fit, predict, summary, demo, fit-many."""
 
 from __future__ import annotations
 
@@ -107,6 +107,33 @@ def summary_cmd(fit_path: Path, prob: float = 0.9) -> None:
     console.print(frame_table(result.summary(prob=prob), f"{result.law.name} ({prob:.0%} HDI)"))
 
 
+@app.command("allocate")
+def allocate_cmd(
+    fit_path: Annotated[Path, typer.Argument(help="A saved fit (.nc) of a law of N and D.")],
+    compute: Annotated[str, typer.Option("--compute", help="Budgets in FLOPs, comma-separated.")] = "1e21,1e22,1e23,1e24",
+    prob: float = 0.9,
+    target_loss: Annotated[float | None, typer.Option("--target-loss", help="Cheapest budget reaching this loss.")] = None,
+    inference_tokens: Annotated[float, typer.Option(help="Inference tokens priced at 2N FLOPs each.")] = 0.0,
+    flops_per_token_param: float = 6.0,
+) -> None:
+    """Compute-optimal N*, D*, tokens per parameter and loss per budget, or the cheapest budget for a target loss."""
+    import bayescale as bs
+    from bayescale.report import frame_table
+
+    result = bs.load(fit_path)
+    if target_loss is not None:
+        table = result.target_loss(target_loss, prob=prob, flops_per_token_param=flops_per_token_param)
+        console.print(frame_table(table, f"Cheapest compute reaching loss {target_loss} with probability {prob}"))
+        return
+    try:
+        budgets = [float(c) for c in compute.split(",")]
+    except ValueError:
+        raise BayescaleError(f"--compute expects comma-separated numbers, got {compute!r}") from None
+    alloc = result.allocate(budgets, prob=prob, flops_per_token_param=flops_per_token_param,
+                            inference_tokens=inference_tokens)
+    console.print(frame_table(alloc.table.T, f"{result.law.name}: compute-optimal allocation ({prob:.0%} intervals)"))
+
+
 @app.command("demo")
 def demo_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("bayescale-demo.png"),
@@ -118,6 +145,28 @@ def demo_cmd(
     from bayescale.demo import run_demo
 
     run_demo(out=out, draws=draws, chains=chains, seed=seed, console=console)
+
+
+@app.command("fit-many")
+def fit_many_cmd(
+    jobs_csv: Annotated[Path, typer.Argument(help="CSV of jobs: name, law, csv, col_<ROLE> (e.g. col_N=params), "
+                                                  "optional draws, tune, chains, seed, likelihood.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the fits (<name>.nc) and summary.csv.")],
+    workers: Annotated[int | None, typer.Option(help="Local dask worker processes (default: CPU count).")] = None,
+    progress: bool = True,
+) -> None:
+    """Fit every job in parallel (dask); save each fit and summary.csv. Exit code 1 when any job failed."""
+    from bayescale.many import fit_many, jobs_from_csv
+
+    summary = fit_many(jobs_from_csv(jobs_csv), out_dir=out, progress=progress, n_workers=workers)
+    summary.to_csv(out / "summary.csv", index=False)
+    for row in summary.itertuples():
+        detail = f"{row.seconds:.1f} s, max R-hat {row.max_rhat:.3f}" if row.status == "ok" else row.error
+        console.print(f"{row.name}: {row.status} ({detail})", highlight=False)
+    failed = int((summary.status != "ok").sum())
+    console.print(f"{len(summary) - failed} of {len(summary)} jobs ok; summary in {out / 'summary.csv'}")
+    if failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

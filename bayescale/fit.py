@@ -9,7 +9,7 @@ import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import arviz as az
 import numpy as np
@@ -22,6 +22,9 @@ from bayescale._sampling import Sampler, run
 from bayescale.data import GROUP, ScalingData, as_frame
 from bayescale.errors import BayescaleError, FitFileError
 from bayescale.laws import Law, from_spec, law as get_law
+
+if TYPE_CHECKING:
+    from bayescale.pointfit import PointFit
 
 FORMAT_VERSION = 1
 
@@ -242,8 +245,9 @@ def fit(
     sampler: Sampler = "nutpie",
     progress: bool = True,
     flops_per_token_param: float = 6.0,
+    method: str = "nuts",
     **sampler_kwargs: Any,
-) -> Fit:
+) -> Fit | PointFit:
     """Fit a scaling law to runs with NUTS and return the posterior as a `Fit`.
 
     `law` is a catalogue name (see `laws()`) or a path to a TOML law file. The likelihood is on
@@ -252,8 +256,19 @@ def fit(
     `likelihood="normal"` gives the plain log-normal model. `groups` maps a
     parameter to "shared" (default), "separate" (one per group) or "pooled" (per group, partially pooled;
     `pooling="non-centred"` for groups with very few runs each).
+
+    `method="map"` skips sampling and returns a `PointFit` (bayescale.pointfit.map_fit): the Huber-loss
+    point estimate of Hoffmann et al. / Besiroglu et al., found by variable projection from one start.
     """
     the_law = get_law(law)
+    if method == "map":
+        if groups:
+            raise BayescaleError("method='map' fits shared parameters only; drop groups= or use method='nuts'")
+        from bayescale.pointfit import map_fit
+
+        return map_fit(the_law, data, flops_per_token_param=flops_per_token_param)
+    if method != "nuts":
+        raise BayescaleError(f"method must be 'nuts' or 'map', got {method!r}")
     # caller's settings win, then the law file's [sampling] table, then 1000 draws + 1000 tune
     draws = draws or the_law.sampling.get("draws", 1000)
     tune = tune or the_law.sampling.get("tune", 1000)
@@ -279,6 +294,10 @@ def fit(
     }
     result = Fit(the_law, idata, spec, constants, data, meta)
     report = diagnostics.check(idata, result.var_names)
+    from bayescale._sampling import MULTIMODAL
+
+    if sampler == "nutpie" and MULTIMODAL:
+        report["problems"].extend(MULTIMODAL)
     meta["diagnostics"] = {k: v for k, v in report.items()}
     diagnostics.warn(report, f"fit of {the_law.name!r}")
     return result

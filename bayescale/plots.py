@@ -68,3 +68,73 @@ def plot_fit(fit: Any, ax: Any = None, x: str | None = None, prob: float = 0.9, 
     ax.set_title(f"{law.name}: data (points), law {prob:.0%} band (dark), predictive band (light)")
     ax.legend(fontsize=8, title=None)
     return ax
+
+
+def plot_frontier(allocation: Any, ax: Any = None) -> Any:
+    """N* and D* against compute with their intervals, on log axes."""
+    ax = _axes(ax)
+    t = allocation.table
+    for name, color, label in (("N", "tab:blue", "N* (parameters)"), ("D", "tab:orange", "D* (tokens)")):
+        ax.plot(t["C"], t[f"{name}_median"], color=color, lw=2, label=label, marker="o", ms=3)
+        ax.fill_between(t["C"], t[f"{name}_lower"], t[f"{name}_upper"], color=color, alpha=0.25, lw=0,
+                        label=f"{allocation.prob:.0%} interval")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training compute C (FLOPs)")
+    ax.set_ylabel("compute-optimal N* (parameters), D* (tokens)")
+    ax.set_title("Compute-optimal allocation")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_isoflop(isoflop: Any, ax: Any = None, prob: float = 0.9) -> Any:
+    """IsoFLOP curves: runs as points, the fitted curve per budget, each optimum with its interval."""
+    import matplotlib.pyplot as plt
+
+    ax = _axes(ax)
+    fit = isoflop.fit
+    frame = fit.data.frame
+    budgets = isoflop.budgets
+    cmap = plt.get_cmap("plasma")
+    optima = isoflop.optima(prob=prob)
+    for i, c in enumerate(budgets):
+        color = cmap(i / max(len(budgets) - 1, 1))
+        rows = frame[np.isclose(frame["C"], c)]
+        label = rows["group"].iloc[0]
+        ax.scatter(rows["N"], rows["loss"], s=14, color=color, edgecolor="k", linewidths=0.3, zorder=3)
+        ns = np.geomspace(rows["N"].min() / 1.5, rows["N"].max() * 1.5, 80)
+        band = fit.predict(pd.DataFrame({"N": ns, "C": c, "group": label}), prob=prob)
+        ax.plot(ns, band["mean_median"], color=color, lw=1.5, label=f"C = {c:.2g}")
+        ax.fill_between(ns, band["mean_lower"], band["mean_upper"], color=color, alpha=0.25, lw=0)
+        opt = optima.iloc[i]
+        at = fit.predict(pd.DataFrame({"N": [opt["N_opt_median"]], "C": c, "group": label}))
+        ax.errorbar([opt["N_opt_median"]], at["mean_median"],
+                    xerr=[[opt["N_opt_median"] - opt["N_opt_lower"]], [opt["N_opt_upper"] - opt["N_opt_median"]]],
+                    fmt="D", color=color, mec="k", ms=6, capsize=3, zorder=4)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters N")
+    ax.set_ylabel("loss (nats/token)")
+    a = isoflop.exponent(prob)
+    ax.set_title(f"IsoFLOP curves; N* ~ C^a, a = {a['median']:.3f} [{a['lower']:.3f}, {a['upper']:.3f}]")
+    ax.legend(fontsize=7, ncol=2)
+    return ax
+
+
+def plot_crossover(result: Any, ax: Any = None) -> Any:
+    """P(family a has lower compute-optimal loss than b) against compute, with the crossing interval."""
+    ax = _axes(ax)
+    t = result.table
+    col = [c for c in t.columns if c.startswith("P(")][0]
+    ax.plot(t["C"], t[col], color="tab:purple", lw=2, marker="o", ms=3, label=col)
+    ax.axhline(0.5, color="grey", ls=":", lw=1)
+    if result.crossing is not None:
+        ax.axvspan(result.crossing["lower"], result.crossing["upper"], color="tab:purple", alpha=0.15,
+                   label=f"crossing, {result.crossing['prob']:.0%} interval")
+        ax.axvline(result.crossing["median"], color="tab:purple", ls="--", lw=1)
+    ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("training compute C (FLOPs)")
+    ax.set_ylabel("probability")
+    ax.set_title(f"Which family wins at scale: {result.labels[0]} vs {result.labels[1]}")
+    ax.legend(fontsize=8)
+    return ax
