@@ -9,19 +9,38 @@ import warnings as _warnings
 _warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", category=UserWarning)
 _warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*", category=FutureWarning)
 
+from bayescale.calibration import calibration  # noqa: E402
+from bayescale.compare import compare  # noqa: E402
+from bayescale.crossover import crossover  # noqa: E402
 from bayescale.data import ScalingData  # noqa: E402
 from bayescale.diagnostics import SamplingWarning  # noqa: E402
 from bayescale.errors import BayescaleError, DataError, FitFileError, LawFileError, UnknownLawError  # noqa: E402
 from bayescale.fit import Fit, fit, load  # noqa: E402
+from bayescale.isoflop import fit_isoflop, parabola_isoflop  # noqa: E402
 from bayescale.laws import Law, law, laws  # noqa: E402
 from bayescale.many import fit_many  # noqa: E402
 from bayescale.simulate import simulate  # noqa: E402
-from bayescale.crossover import crossover  # noqa: E402
-from bayescale.isoflop import fit_isoflop, parabola_isoflop  # noqa: E402
 
 __all__ = [
-    "BayescaleError", "DataError", "Fit", "FitFileError", "Law", "LawFileError", "SamplingWarning", "ScalingData",
-    "UnknownLawError", "crossover", "fit", "fit_isoflop", "fit_many", "law", "laws", "load", "parabola_isoflop",
+    "BayescaleError",
+    "DataError",
+    "Fit",
+    "FitFileError",
+    "Law",
+    "LawFileError",
+    "SamplingWarning",
+    "ScalingData",
+    "UnknownLawError",
+    "calibration",
+    "compare",
+    "crossover",
+    "fit",
+    "fit_isoflop",
+    "fit_many",
+    "law",
+    "laws",
+    "load",
+    "parabola_isoflop",
     "simulate",
 ]
 __version__ = "0.1.0"

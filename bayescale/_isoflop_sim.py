@@ -9,9 +9,15 @@ from bayescale.data import ScalingData
 from bayescale.laws import law
 
 
-def chinchilla_isoflops(budgets=(1e18, 3e18, 1e19, 3e19, 1e20, 3e20, 1e21), per_budget: int = 12,
-                        low: float = 1 / 3, high: float = 30.0, guessed_exponent: float | None = 0.73,
-                        noise: float = 0.005, seed: int = 0) -> tuple[ScalingData, float]:
+def chinchilla_isoflops(
+    budgets=(1e18, 3e18, 1e19, 3e19, 1e20, 3e20, 1e21),
+    per_budget: int = 12,
+    low: float = 1 / 3,
+    high: float = 30.0,
+    guessed_exponent: float | None = 0.73,
+    noise: float = 0.005,
+    seed: int = 0,
+) -> tuple[ScalingData, float]:
     """IsoFLOP runs with sizes from low*N_c to high*N_c per budget (wide and off-centre by default).
 
     N_c is the true optimum at the smallest budget, moved to larger budgets with `guessed_exponent`, as an
@@ -33,4 +39,6 @@ def chinchilla_isoflops(budgets=(1e18, 3e18, 1e19, 3e19, 1e20, 3e20, 1e21), per_
         d = c / (6 * n)
         loss = chin.mean(values, {"N": n, "D": d}, constants) * np.exp(noise * rng.standard_normal(per_budget))
         rows.append(pd.DataFrame({"N": n, "D": d, "C": c, "loss": loss}))
-    return ScalingData.from_frame(pd.concat(rows, ignore_index=True), origin="simulated Chinchilla IsoFLOPs"), beta / (alpha + beta)
+    return ScalingData.from_frame(pd.concat(rows, ignore_index=True), origin="simulated Chinchilla IsoFLOPs"), beta / (
+        alpha + beta
+    )

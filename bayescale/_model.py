@@ -57,7 +57,9 @@ def make_spec(
             raise BayescaleError(f"groups: mode for {name!r} must be 'shared', 'separate' or 'pooled', got {mode!r}")
     labels = tuple(data.groups or ())
     if any(m != "shared" for m in modes.values()) and not labels:
-        raise BayescaleError("per-group parameters need a 'group' column in the data (map one with columns={'group': ...})")
+        raise BayescaleError(
+            "per-group parameters need a 'group' column in the data (map one with columns={'group': ...})"
+        )
     modes_t = tuple(sorted((k, v) for k, v in modes.items() if v != "shared"))
     return ModelSpec(law=law, likelihood=likelihood, nu=float(nu), groups=labels, modes=modes_t, pooling=pooling)
 

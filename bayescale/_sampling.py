@@ -58,16 +58,30 @@ def run(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             return nutpie.sample(
-                compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
-                progress_bar=progress, save_warmup=False, **kwargs,
+                compiled,
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                cores=cores,
+                seed=seed,
+                progress_bar=progress,
+                save_warmup=False,
+                **kwargs,
             )
     if sampler in ("pymc", "numpyro"):
         import pymc as pm
 
         with build(spec, arrays):
             return pm.sample(
-                draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed, progressbar=progress,
-                nuts_sampler=sampler, compute_convergence_checks=False, **kwargs,
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                cores=cores,
+                random_seed=seed,
+                progressbar=progress,
+                nuts_sampler=sampler,
+                compute_convergence_checks=False,
+                **kwargs,
             )
     raise ValueError(f"sampler must be 'nutpie', 'pymc' or 'numpyro', got {sampler!r}")
 

@@ -45,7 +45,9 @@ def _check_law(fit: Fit) -> None:
         raise BayescaleError(f"allocation needs a law of N and D; {fit.law.name!r} takes {list(fit.law.inputs)}")
 
 
-def _loss(fit: Fit, params: Mapping[str, np.ndarray], n: np.ndarray, d: np.ndarray, fixed: Mapping[str, float]) -> np.ndarray:
+def _loss(
+    fit: Fit, params: Mapping[str, np.ndarray], n: np.ndarray, d: np.ndarray, fixed: Mapping[str, float]
+) -> np.ndarray:
     inputs = {"N": n, "D": d, **{k: np.full_like(n, v) for k, v in fixed.items()}}
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         return fit.law.mean(params, inputs, fit.constants)
@@ -57,9 +59,16 @@ def _params(fit: Fit) -> dict[str, np.ndarray]:
     return {k: fit.draws(k)[:, None] for k in fit.law.params}
 
 
-def optimal_n(fit: Fit, compute: np.ndarray, k: float = 6.0, inference_tokens: float = 0.0,
-              fixed: Mapping[str, float] | None = None, method: str = "auto", bounds: tuple[float, float] = (1e3, 1e16),
-              iterations: int = 45) -> np.ndarray:
+def optimal_n(
+    fit: Fit,
+    compute: np.ndarray,
+    k: float = 6.0,
+    inference_tokens: float = 0.0,
+    fixed: Mapping[str, float] | None = None,
+    method: str = "auto",
+    bounds: tuple[float, float] = (1e3, 1e16),
+    iterations: int = 45,
+) -> np.ndarray:
     """N* for every draw (rows) and budget (columns): closed form where the law declares one, else numeric."""
     _check_law(fit)
     fixed = dict(fixed or {})
@@ -101,13 +110,24 @@ def optimal_n(fit: Fit, compute: np.ndarray, k: float = 6.0, inference_tokens: f
         a, b = np.where(left, a, x1), np.where(left, x2, b)
         x_new = np.where(left, b - _GOLDEN * (b - a), a + _GOLDEN * (b - a))
         f_new = objective(x_new, params, c)
-        x1, x2, f1, f2 = (np.where(left, x_new, x2), np.where(left, x1, x_new),
-                          np.where(left, f_new, f2), np.where(left, f1, f_new))
+        x1, x2, f1, f2 = (
+            np.where(left, x_new, x2),
+            np.where(left, x1, x_new),
+            np.where(left, f_new, f2),
+            np.where(left, f1, f_new),
+        )
     return np.exp((a + b) / 2)
 
 
-def allocate(fit: Fit, compute: float | Sequence[float], prob: float = 0.9, flops_per_token_param: float = 6.0,
-             inference_tokens: float = 0.0, fixed: Mapping[str, float] | None = None, method: str = "auto") -> Allocation:
+def allocate(
+    fit: Fit,
+    compute: float | Sequence[float],
+    prob: float = 0.9,
+    flops_per_token_param: float = 6.0,
+    inference_tokens: float = 0.0,
+    fixed: Mapping[str, float] | None = None,
+    method: str = "auto",
+) -> Allocation:
     """Compute-optimal N*, D*, D*/N* and loss per budget, with posterior medians and `prob` intervals."""
     compute = np.atleast_1d(np.asarray(compute, dtype=float))
     if np.any(compute <= 0):
@@ -128,9 +148,16 @@ def allocate(fit: Fit, compute: float | Sequence[float], prob: float = 0.9, flop
     return Allocation(table=table, draws=draws, prob=prob)
 
 
-def target_loss(fit: Fit, target: float, prob: float = 0.9, flops_per_token_param: float = 6.0,
-                compute_range: tuple[float, float] = (1e17, 1e28), fixed: Mapping[str, float] | None = None,
-                n_budgets: int = 121, n_sizes: int = 61) -> pd.DataFrame:
+def target_loss(
+    fit: Fit,
+    target: float,
+    prob: float = 0.9,
+    flops_per_token_param: float = 6.0,
+    compute_range: tuple[float, float] = (1e17, 1e28),
+    fixed: Mapping[str, float] | None = None,
+    n_budgets: int = 121,
+    n_sizes: int = 61,
+) -> pd.DataFrame:
     """The cheapest budget C, with one (N, D) for all draws, whose loss is <= `target` with probability `prob`.
 
     For each budget on a log grid, the size N that maximises P(loss <= target) is chosen; the answer is the
@@ -160,5 +187,13 @@ def target_loss(fit: Fit, target: float, prob: float = 0.9, flops_per_token_para
     else:
         c_star = float(cs[0])
     n_star = float(best_n[j])
-    return pd.DataFrame({"target_loss": [target], "prob": [prob], "C": [c_star], "N": [n_star],
-                         "D": [c_star / (k * n_star)], "P_reached_at_grid_point": [best_p[j]]})
+    return pd.DataFrame(
+        {
+            "target_loss": [target],
+            "prob": [prob],
+            "C": [c_star],
+            "N": [n_star],
+            "D": [c_star / (k * n_star)],
+            "P_reached_at_grid_point": [best_p[j]],
+        }
+    )

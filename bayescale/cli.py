@@ -58,8 +58,9 @@ def fit_cmd(
 
     columns = _pairs(col, "--col") or None
     data = bs.ScalingData.from_csv(csv, columns=columns)
-    result = bs.fit(law, data, draws=draws, tune=tune, chains=chains, seed=seed, likelihood=likelihood,
-                    progress=progress)
+    result = bs.fit(
+        law, data, draws=draws, tune=tune, chains=chains, seed=seed, likelihood=likelihood, progress=progress
+    )
     from bayescale.report import frame_table
 
     console.print(frame_table(result.summary(), f"{result.law.name} on {csv} (90% HDI)"))
@@ -110,9 +111,13 @@ def summary_cmd(fit_path: Path, prob: float = 0.9) -> None:
 @app.command("allocate")
 def allocate_cmd(
     fit_path: Annotated[Path, typer.Argument(help="A saved fit (.nc) of a law of N and D.")],
-    compute: Annotated[str, typer.Option("--compute", help="Budgets in FLOPs, comma-separated.")] = "1e21,1e22,1e23,1e24",
+    compute: Annotated[
+        str, typer.Option("--compute", help="Budgets in FLOPs, comma-separated.")
+    ] = "1e21,1e22,1e23,1e24",
     prob: float = 0.9,
-    target_loss: Annotated[float | None, typer.Option("--target-loss", help="Cheapest budget reaching this loss.")] = None,
+    target_loss: Annotated[
+        float | None, typer.Option("--target-loss", help="Cheapest budget reaching this loss.")
+    ] = None,
     inference_tokens: Annotated[float, typer.Option(help="Inference tokens priced at 2N FLOPs each.")] = 0.0,
     flops_per_token_param: float = 6.0,
 ) -> None:
@@ -129,9 +134,36 @@ def allocate_cmd(
         budgets = [float(c) for c in compute.split(",")]
     except ValueError:
         raise BayescaleError(f"--compute expects comma-separated numbers, got {compute!r}") from None
-    alloc = result.allocate(budgets, prob=prob, flops_per_token_param=flops_per_token_param,
-                            inference_tokens=inference_tokens)
+    alloc = result.allocate(
+        budgets, prob=prob, flops_per_token_param=flops_per_token_param, inference_tokens=inference_tokens
+    )
     console.print(frame_table(alloc.table.T, f"{result.law.name}: compute-optimal allocation ({prob:.0%} intervals)"))
+
+
+@app.command("compare")
+def compare_cmd(
+    fits: Annotated[list[Path], typer.Argument(help="Two or more saved fits (.nc) of the same runs.")],
+    lfo: Annotated[bool, typer.Option("--lfo", help="Leave-future-out: refit below a compute cutoff.")] = False,
+    fraction: Annotated[float, typer.Option(help="With --lfo: share of the largest runs held out.")] = 0.2,
+) -> None:
+    """Rank laws by PSIS-LOO (default) or leave-future-out; warns about runs with high Pareto k."""
+    import warnings
+
+    import bayescale as bs
+    from bayescale.report import frame_table
+
+    loaded = {}
+    for path in fits:
+        fit = bs.load(path)
+        loaded[path.stem if path.stem not in loaded else str(path)] = fit
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = bs.compare(loaded, method="lfo" if lfo else "loo", fraction=fraction)
+    title = f"leave-future-out (top {fraction:.0%} by compute held out)" if lfo else "PSIS-LOO"
+    console.print(frame_table(table, title))
+    for w in caught:
+        if "Pareto" in str(w.message):
+            console.print(f"[yellow]warning:[/] {w.message}")
 
 
 @app.command("demo")
@@ -149,16 +181,31 @@ def demo_cmd(
 
 @app.command("fit-many")
 def fit_many_cmd(
-    jobs_csv: Annotated[Path, typer.Argument(help="CSV of jobs: name, law, csv, col_<ROLE> (e.g. col_N=params), "
-                                                  "optional draws, tune, chains, seed, likelihood.")],
+    jobs_csv: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV of jobs: name, law, csv, col_<ROLE> (e.g. col_N=params), "
+            "optional draws, tune, chains, seed, likelihood."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the fits (<name>.nc) and summary.csv.")],
     workers: Annotated[int | None, typer.Option(help="Local dask worker processes (default: CPU count).")] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Address of a running dask scheduler to use instead, e.g. tcp://10.0.0.5:8786.")
+    ] = None,
     progress: bool = True,
 ) -> None:
     """Fit every job in parallel (dask); save each fit and summary.csv. Exit code 1 when any job failed."""
     from bayescale.many import fit_many, jobs_from_csv
 
-    summary = fit_many(jobs_from_csv(jobs_csv), out_dir=out, progress=progress, n_workers=workers)
+    jobs = jobs_from_csv(jobs_csv)
+    if scheduler:
+        from dask.distributed import Client
+
+        with Client(scheduler) as client:
+            summary = fit_many(jobs, client=client, out_dir=out, progress=progress)
+    else:
+        summary = fit_many(jobs, out_dir=out, progress=progress, n_workers=workers)
     summary.to_csv(out / "summary.csv", index=False)
     for row in summary.itertuples():
         detail = f"{row.seconds:.1f} s, max R-hat {row.max_rhat:.3f}" if row.status == "ok" else row.error
@@ -166,7 +213,7 @@ def fit_many_cmd(
     failed = int((summary.status != "ok").sum())
     console.print(f"{len(summary) - failed} of {len(summary)} jobs ok; summary in {out / 'summary.csv'}")
     if failed:
-        raise typer.Exit(1)
+        sys.exit(1)
 
 
 def main() -> None:

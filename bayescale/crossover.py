@@ -26,9 +26,14 @@ class Crossover:
     labels: tuple[str, str] = ("a", "b")
 
     def __repr__(self) -> str:
-        where = "no crossing within the grid" if self.crossing is None else (
-            f"cross at C = {self.crossing['median']:.3g} FLOPs "
-            f"({self.crossing['prob']:.0%} interval {self.crossing['lower']:.3g} - {self.crossing['upper']:.3g})")
+        where = (
+            "no crossing within the grid"
+            if self.crossing is None
+            else (
+                f"cross at C = {self.crossing['median']:.3g} FLOPs "
+                f"({self.crossing['prob']:.0%} interval {self.crossing['lower']:.3g} - {self.crossing['upper']:.3g})"
+            )
+        )
         return f"Crossover {self.labels[0]} vs {self.labels[1]}: {where}; {self.fraction_crossing:.0%} of draws cross\n{self.table.to_string()}"
 
     def plot(self, ax: Any = None) -> Any:
@@ -37,8 +42,15 @@ class Crossover:
         return plot_crossover(self, ax=ax)
 
 
-def crossover(fit_a: Fit, fit_b: Fit, compute: Sequence[float], prob: float = 0.9, flops_per_token_param: float = 6.0,
-              labels: tuple[str, str] = ("a", "b"), seed: int = 0) -> Crossover:
+def crossover(
+    fit_a: Fit,
+    fit_b: Fit,
+    compute: Sequence[float],
+    prob: float = 0.9,
+    flops_per_token_param: float = 6.0,
+    labels: tuple[str, str] = ("a", "b"),
+    seed: int = 0,
+) -> Crossover:
     """Compare two fitted families at their compute-optimal allocations along a compute grid.
 
     Draws of the two posteriors are paired at random (they are independent fits). The crossing budget
@@ -53,8 +65,15 @@ def crossover(fit_a: Fit, fit_b: Fit, compute: Sequence[float], prob: float = 0.
     diff = loss_a[rng.permutation(len(loss_a))[:s]] - loss_b[rng.permutation(len(loss_b))[:s]]
     q = [(1 - prob) / 2, 0.5, (1 + prob) / 2]
     lo, med, hi = np.quantile(diff, q, axis=0)
-    table = pd.DataFrame({"C": c, f"P({labels[0]} better)": np.mean(diff < 0, axis=0),
-                          "diff_median": med, "diff_lower": lo, "diff_upper": hi})
+    table = pd.DataFrame(
+        {
+            "C": c,
+            f"P({labels[0]} better)": np.mean(diff < 0, axis=0),
+            "diff_median": med,
+            "diff_lower": lo,
+            "diff_upper": hi,
+        }
+    )
     sign = np.sign(diff)
     change = sign[:, 1:] != sign[:, :-1]
     crosses = change.any(axis=1)
@@ -69,5 +88,10 @@ def crossover(fit_a: Fit, fit_b: Fit, compute: Sequence[float], prob: float = 0.
     if fraction >= 0.5:
         clo, cmed, chi = np.quantile(crossing_c[crosses], q)
         crossing = {"median": float(cmed), "lower": float(clo), "upper": float(chi), "prob": prob}
-    return Crossover(table=table, crossing=crossing, fraction_crossing=fraction,
-                     draws={"diff": diff, "crossing_C": crossing_c}, labels=labels)
+    return Crossover(
+        table=table,
+        crossing=crossing,
+        fraction_crossing=fraction,
+        draws={"diff": diff, "crossing_C": crossing_c},
+        labels=labels,
+    )

@@ -137,7 +137,9 @@ class ScalingData:
             bad = ~np.isfinite(arr)
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
-                raise DataError(f"column {col!r}: row {self._row(row)} has value {arr[row]} (NaN or infinite); drop or fix it")
+                raise DataError(
+                    f"column {col!r}: row {self._row(row)} has value {arr[row]} (NaN or infinite); drop or fix it"
+                )
             if col in POSITIVE_ROLES and (arr <= 0).any():
                 row = int(np.flatnonzero(arr <= 0)[0])
                 raise DataError(f"column {col!r}: row {self._row(row)} has value {arr[row]:g}; {col} must be positive")

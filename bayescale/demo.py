@@ -14,8 +14,15 @@ from bayescale.simulate import chinchilla_runs
 TARGET = {"N": 7e10, "D": 1.4e12}  # Chinchilla itself: 70B parameters, 1.4T tokens
 
 
-def run_demo(out: str | Path = "bayescale-demo.png", draws: int = 1000, chains: int = 4, seed: int = 0,
-             n_runs: int = 150, noise: float = 0.01, console: Console | None = None) -> Fit:
+def run_demo(
+    out: str | Path = "bayescale-demo.png",
+    draws: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+    n_runs: int = 150,
+    noise: float = 0.01,
+    console: Console | None = None,
+) -> Fit:
     """Simulate runs from the published Chinchilla law, fit it, print the posterior and a 70B/1.4T prediction."""
     console = console or Console()
     chinchilla = law("chinchilla")
@@ -43,7 +50,9 @@ def run_demo(out: str | Path = "bayescale-demo.png", draws: int = 1000, chains: 
     import matplotlib.pyplot as plt
 
     ax = result.plot(x="D", extend=3.0)
-    ax.scatter([TARGET["D"]], [row["median"]], marker="*", s=150, color="crimson", zorder=5, label="70B / 1.4T prediction")
+    ax.scatter(
+        [TARGET["D"]], [row["median"]], marker="*", s=150, color="crimson", zorder=5, label="70B / 1.4T prediction"
+    )
     ax.plot([TARGET["D"]] * 2, [row["lower"], row["upper"]], color="crimson", lw=2.5, zorder=5)
     ax.legend(fontsize=8)
     ax.figure.tight_layout()

@@ -21,12 +21,16 @@ from bayescale._model import Likelihood, Mode, ModelSpec, data_arrays, make_spec
 from bayescale._sampling import Sampler, run
 from bayescale.data import GROUP, ScalingData, as_frame
 from bayescale.errors import BayescaleError, FitFileError
-from bayescale.laws import Law, from_spec, law as get_law
+from bayescale.laws import Law, from_spec
+from bayescale.laws import law as get_law
 
 if TYPE_CHECKING:
     from bayescale.pointfit import PointFit
 
 FORMAT_VERSION = 1
+# Prior scale of the law's extra log-error per e-fold of extrapolation (see Fit._drift): chosen by the
+# held-out calibration tables in bench/calibration.py (README, "Calibration").
+DEFAULT_DISCREPANCY = 0.01
 
 
 class Fit:
@@ -35,8 +39,15 @@ class Fit:
     Built by `bayescale.fit(...)` or `bayescale.load(path)`; holds an ArviZ InferenceData in `.idata`.
     """
 
-    def __init__(self, law: Law, idata: az.InferenceData, spec: ModelSpec, constants: dict[str, float],
-                 data: ScalingData, meta: dict[str, Any]):
+    def __init__(
+        self,
+        law: Law,
+        idata: az.InferenceData,
+        spec: ModelSpec,
+        constants: dict[str, float],
+        data: ScalingData,
+        meta: dict[str, Any],
+    ):
         self.law = law
         self.idata = idata
         self.spec = spec
@@ -46,8 +57,10 @@ class Fit:
 
     def __repr__(self) -> str:
         d = self.meta.get("diagnostics", {})
-        return (f"Fit({self.law.name}, {len(self.data)} runs, {self.n_draws} draws, "
-                f"divergences={d.get('divergences')}, max R-hat={d.get('max_rhat', float('nan')):.3f})")
+        return (
+            f"Fit({self.law.name}, {len(self.data)} runs, {self.n_draws} draws, "
+            f"divergences={d.get('divergences')}, max R-hat={d.get('max_rhat', float('nan')):.3f})"
+        )
 
     # --- draws ----------------------------------------------------------------------------------
     @property
@@ -125,7 +138,38 @@ class Fit:
         params = self._param_draws(frame, rng)
         inputs = {k: upstream[k] if k in upstream else frame[k].to_numpy(dtype=float)[None, :] for k in self.law.inputs}
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return np.broadcast_to(self.law.mean(params, inputs, self.constants), (self.n_draws, len(frame)))
+            mean = np.broadcast_to(self.law.mean(params, inputs, self.constants), (self.n_draws, len(frame)))
+        scale = self.meta.get("discrepancy", 0.0)
+        if scale:
+            mean = mean * np.exp(self._drift(seed)[:, None] * self.distance(frame)[None, :])
+        return mean
+
+    def distance(self, new: Any) -> np.ndarray:
+        """Log-distance of each row beyond the fitted runs, in e-folds.
+
+        For laws of N and D it is how far log(N D) (i.e. log compute) lies beyond the largest fitted run;
+        otherwise sqrt(sum over inputs of max(0, log(x / x_max))^2).
+        """
+        frame = new if isinstance(new, pd.DataFrame) else self._inputs(new)
+        frontier = self.meta.get("frontier", {})
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if "ND" in frontier and {"N", "D"} <= set(frame):
+                excess = np.log(frame["N"].to_numpy(dtype=float) * frame["D"].to_numpy(dtype=float)) - np.log(
+                    frontier["ND"]
+                )
+                return np.where(np.isfinite(excess), np.maximum(excess, 0.0), 0.0)
+            total = np.zeros(len(frame))
+            for name, top in frontier.items():
+                if name in frame:
+                    excess = np.log(frame[name].to_numpy(dtype=float)) - np.log(top)
+                    total += np.where(np.isfinite(excess), np.maximum(excess, 0.0), 0.0) ** 2
+        return np.sqrt(total)
+
+    def _drift(self, seed: int) -> np.ndarray:
+        """Per draw, the law's log-error per unit log-distance beyond the data: tau z, tau ~ HalfNormal(scale)."""
+        rng = np.random.default_rng([seed, 7919])
+        tau = np.abs(rng.normal(0.0, self.meta["discrepancy"], self.n_draws))
+        return tau * rng.standard_normal(self.n_draws)
 
     def _upstream_draws(self, new: Any, from_fit: Fit, seed: int) -> dict[str, np.ndarray]:
         name = from_fit.law.target
@@ -135,23 +179,34 @@ class Fit:
             )
         draws = from_fit.predictive_draws(new, seed=seed + 1)
         rng = np.random.default_rng(seed + 2)
-        index = rng.permutation(draws.shape[0])[: self.n_draws] if draws.shape[0] >= self.n_draws else rng.integers(
-            0, draws.shape[0], self.n_draws)
+        index = (
+            rng.permutation(draws.shape[0])[: self.n_draws]
+            if draws.shape[0] >= self.n_draws
+            else rng.integers(0, draws.shape[0], self.n_draws)
+        )
         return {name: draws[index]}
 
     def predictive_draws(self, new: Any, seed: int = 0, from_fit: Fit | None = None) -> np.ndarray:
         """Posterior-predictive draws of the target at each new row (observation noise included): (S, n)."""
+        return self._add_noise(self.mean_draws(new, seed=seed, from_fit=from_fit), seed)
+
+    def _add_noise(self, mean: np.ndarray, seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)
-        mean = self.mean_draws(new, seed=seed, from_fit=from_fit)
         sigma = self.draws("sigma")[:, None]
-        eps = rng.standard_t(self.spec.nu, mean.shape) if self.spec.likelihood == "student_t" else rng.standard_normal(mean.shape)
+        if self.spec.likelihood == "student_t":
+            eps = rng.standard_t(self.spec.nu, mean.shape)
+        else:
+            eps = rng.standard_normal(mean.shape)
         return mean * np.exp(sigma * eps)
 
     def _inputs(self, new: Any, skip: tuple[str, ...] = ()) -> pd.DataFrame:
         """Prediction inputs as a checked frame, completing N/D/C from the other two where needed."""
         frame = as_frame(new, [])
-        frame = ScalingData(frame, origin="prediction inputs", check=False).with_inputs(
-            self.law.inputs, self.meta.get("flops_per_token_param", 6.0)).frame
+        frame = (
+            ScalingData(frame, origin="prediction inputs", check=False)
+            .with_inputs(self.law.inputs, self.meta.get("flops_per_token_param", 6.0))
+            .frame
+        )
         return as_frame(frame, [k for k in self.law.inputs if k not in skip])
 
     # --- user-facing ----------------------------------------------------------------------------
@@ -166,11 +221,14 @@ class Fit:
         skip = (from_fit.law.target,) if from_fit is not None else ()
         frame = self._inputs(new, skip=skip)
         q = [(1 - prob) / 2, 0.5, (1 + prob) / 2]
-        pred = np.quantile(self.predictive_draws(frame, seed=seed, from_fit=from_fit), q, axis=0)
-        law_q = np.quantile(self.mean_draws(frame, seed=seed, from_fit=from_fit), q, axis=0)
+        mean = self.mean_draws(frame, seed=seed, from_fit=from_fit)
+        pred = np.quantile(self._add_noise(mean, seed), q, axis=0)
+        law_q = np.quantile(mean, q, axis=0)
         out = frame.copy()
         if from_fit is not None:
-            out[f"{from_fit.law.target}_median"] = np.median(self._upstream_draws(frame, from_fit, seed)[skip[0]], axis=0)
+            out[f"{from_fit.law.target}_median"] = np.median(
+                self._upstream_draws(frame, from_fit, seed)[skip[0]], axis=0
+            )
         out["median"], out["lower"], out["upper"] = pred[1], pred[0], pred[2]
         out["mean_median"], out["mean_lower"], out["mean_upper"] = law_q[1], law_q[0], law_q[2]
         return out
@@ -209,13 +267,27 @@ class Fit:
         return path
 
     # --- allocation and plotting live in their own modules -------------------------------------------
-    def allocate(self, compute: float | list[float], prob: float = 0.9, flops_per_token_param: float = 6.0,
-                 inference_tokens: float = 0.0, fixed: Mapping[str, float] | None = None, method: str = "auto") -> Any:
+    def allocate(
+        self,
+        compute: float | list[float],
+        prob: float = 0.9,
+        flops_per_token_param: float = 6.0,
+        inference_tokens: float = 0.0,
+        fixed: Mapping[str, float] | None = None,
+        method: str = "auto",
+    ) -> Any:
         """Compute-optimal N*, D*, tokens per parameter and loss per budget, with intervals (see bayescale.allocate)."""
         from bayescale.allocate import allocate
 
-        return allocate(self, compute, prob=prob, flops_per_token_param=flops_per_token_param,
-                        inference_tokens=inference_tokens, fixed=fixed, method=method)
+        return allocate(
+            self,
+            compute,
+            prob=prob,
+            flops_per_token_param=flops_per_token_param,
+            inference_tokens=inference_tokens,
+            fixed=fixed,
+            method=method,
+        )
 
     def target_loss(self, target: float, prob: float = 0.9, **kwargs: Any) -> pd.DataFrame:
         """The cheapest compute (and N, D) reaching `target` loss with probability `prob`."""
@@ -245,6 +317,7 @@ def fit(
     sampler: Sampler = "nutpie",
     progress: bool = True,
     flops_per_token_param: float = 6.0,
+    discrepancy: float | None = None,
     method: str = "nuts",
     **sampler_kwargs: Any,
 ) -> Fit | PointFit:
@@ -282,15 +355,39 @@ def fit(
     arrays = data_arrays(spec, data)
     constants = {k[2:]: float(v) for k, v in arrays.items() if k.startswith("c_")}
     start = time.perf_counter()
-    idata = run(spec, arrays, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
-                progress=progress, **sampler_kwargs)
+    idata = run(
+        spec,
+        arrays,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        seed=seed,
+        sampler=sampler,
+        progress=progress,
+        **sampler_kwargs,
+    )
     seconds = time.perf_counter() - start
     idata = _finish(idata, spec, data, constants)
     meta = {
-        "format": FORMAT_VERSION, "law_name": the_law.name, "law_source": the_law.source, "law_path": the_law.path,
-        "constants": constants, "likelihood": likelihood, "nu": nu, "groups": list(spec.groups),
-        "modes": dict(spec.modes), "pooling": pooling, "seed": seed, "sampler": sampler, "draws": draws, "tune": tune,
-        "chains": chains, "flops_per_token_param": flops_per_token_param, "seconds": seconds,
+        "format": FORMAT_VERSION,
+        "law_name": the_law.name,
+        "law_source": the_law.source,
+        "law_path": the_law.path,
+        "constants": constants,
+        "likelihood": likelihood,
+        "nu": nu,
+        "groups": list(spec.groups),
+        "modes": dict(spec.modes),
+        "pooling": pooling,
+        "seed": seed,
+        "sampler": sampler,
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "flops_per_token_param": flops_per_token_param,
+        "seconds": seconds,
+        "discrepancy": DEFAULT_DISCREPANCY if discrepancy is None else float(discrepancy),
+        "frontier": _frontier(the_law, data),
     }
     result = Fit(the_law, idata, spec, constants, data, meta)
     report = diagnostics.check(idata, result.var_names)
@@ -303,7 +400,17 @@ def fit(
     return result
 
 
-def _finish(idata: az.InferenceData, spec: ModelSpec, data: ScalingData, constants: dict[str, float]) -> az.InferenceData:
+def _frontier(law: Law, data: ScalingData) -> dict[str, float]:
+    """The largest fitted value of each positive input (and of N*D, i.e. compute, for laws of N and D)."""
+    out = {k: float(np.max(data[k])) for k in law.inputs if np.all(data[k] > 0)}
+    if {"N", "D"} <= set(law.inputs):
+        out["ND"] = float(np.max(data["N"] * data["D"]))
+    return out
+
+
+def _finish(
+    idata: az.InferenceData, spec: ModelSpec, data: ScalingData, constants: dict[str, float]
+) -> az.InferenceData:
     """Keep what a fit needs: posterior (+ derived quantities), sample stats, the runs, pointwise log-likelihood."""
     law = spec.law
     post = idata.posterior
@@ -311,8 +418,10 @@ def _finish(idata: az.InferenceData, spec: ModelSpec, data: ScalingData, constan
     post = post[keep]
     for name, value in law.derived_values({k: post[k] for k in law.params}, constants).items():
         post[name] = value
-    runs = {c: ("run", data.frame[c].to_numpy() if c != GROUP else data.frame[c].astype(str).to_numpy())
-            for c in data.frame.columns}
+    runs = {
+        c: ("run", data.frame[c].to_numpy() if c != GROUP else data.frame[c].astype(str).to_numpy())
+        for c in data.frame.columns
+    }
     groups = {"posterior": post, "sample_stats": idata.sample_stats, "constant_data": xr.Dataset(runs)}
     out = az.InferenceData(**groups)
     loglik = _pointwise_loglik(out, spec, data, constants)
@@ -351,6 +460,12 @@ def load(path: str | Path) -> Fit:
     the_law = from_spec(tomllib.loads(meta["law_source"]), meta["law_path"], meta["law_source"])
     runs = idata.constant_data.to_dataframe().reset_index(drop=True)
     data = ScalingData(runs, origin=str(path), check=False)
-    spec = ModelSpec(law=the_law, likelihood=meta["likelihood"], nu=meta["nu"], groups=tuple(meta["groups"]),
-                     modes=tuple(sorted(meta["modes"].items())), pooling=meta.get("pooling", "centred"))
+    spec = ModelSpec(
+        law=the_law,
+        likelihood=meta["likelihood"],
+        nu=meta["nu"],
+        groups=tuple(meta["groups"]),
+        modes=tuple(sorted(meta["modes"].items())),
+        pooling=meta.get("pooling", "centred"),
+    )
     return Fit(the_law, idata, spec, meta["constants"], data, meta)

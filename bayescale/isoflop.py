@@ -70,5 +70,4 @@ def parabola_isoflop(data: ScalingData) -> dict[str, Any]:
         budgets.append(c)
         optima.append(np.exp(-p1 / (2 * p2)))
     slope, intercept = np.polyfit(np.log(budgets), np.log(optima), 1)
-    return {"a": float(slope), "intercept": float(intercept),
-            "optima": pd.DataFrame({"C": budgets, "N_opt": optima})}
+    return {"a": float(slope), "intercept": float(intercept), "optima": pd.DataFrame({"C": budgets, "N_opt": optima})}

@@ -48,8 +48,10 @@ class Prior:
         return {k: float(evaluate(v, constants)) if isinstance(v, Formula) else v for k, v in self.args.items()}
 
     def describe(self) -> str:
-        args = ", ".join(f"{k}={v.source if isinstance(v, Formula) else v:g}" if not isinstance(v, Formula)
-                         else f"{k}={v.source}" for k, v in self.args.items())
+        args = ", ".join(
+            f"{k}={v.source if isinstance(v, Formula) else v:g}" if not isinstance(v, Formula) else f"{k}={v.source}"
+            for k, v in self.args.items()
+        )
         return f"{self.dist}({args})"
 
 
@@ -166,7 +168,9 @@ def law(name_or_path: str | Path | Law) -> Law:
         return _load(str(path.resolve()))
     catalogue = _catalogue()
     if text not in catalogue:
-        raise UnknownLawError(f"unknown law {text!r}; known laws: {', '.join(catalogue)} (or give a path to a .toml file)")
+        raise UnknownLawError(
+            f"unknown law {text!r}; known laws: {', '.join(catalogue)} (or give a path to a .toml file)"
+        )
     return _load(str(catalogue[text]))
 
 
@@ -195,7 +199,11 @@ def from_spec(spec: Mapping[str, Any], path: str = "<law>", source: str = "") ->
         if isinstance(value, str):
             m = _STATISTIC.match(value)
             if not m or m.group(2) not in (*inputs, target):
-                raise _fail(path, f"constants.{key}", f"{value!r} must be a number or min/max/mean/median/geomean(<input or {target}>)")
+                raise _fail(
+                    path,
+                    f"constants.{key}",
+                    f"{value!r} must be a number or min/max/mean/median/geomean(<input or {target}>)",
+                )
         elif not isinstance(value, int | float) or isinstance(value, bool):
             raise _fail(path, f"constants.{key}", f"must be a number, got {value!r}")
         constants[key] = value
@@ -228,7 +236,11 @@ def from_spec(spec: Mapping[str, Any], path: str = "<law>", source: str = "") ->
     from_target = {k for k, v in constants.items() if isinstance(v, str) and _STATISTIC.match(v).group(2) == target}
     leaked = from_target & (formula.names | {n for _, f in definitions for n in f.names})
     if leaked:
-        raise _fail(path, "formula", f"uses {sorted(leaked)}, computed from the target {target!r}; such constants may only set priors")
+        raise _fail(
+            path,
+            "formula",
+            f"uses {sorted(leaked)}, computed from the target {target!r}; such constants may only set priors",
+        )
     derived = []
     dknown = set(constants) | set(params)
     for dname, expr in spec.get("derived", {}).items():
@@ -302,7 +314,7 @@ def _formula(expr: Any, known: set[str], path: str, fieldname: str) -> Formula:
 
 def _prior(spec: Any, path: str, fieldname: str, constants: Mapping[str, Any]) -> Prior:
     if not isinstance(spec, dict) or "dist" not in spec:
-        raise _fail(path, fieldname, "must be a table like { dist = \"Normal\", mu = 0, sigma = 1 }")
+        raise _fail(path, fieldname, 'must be a table like { dist = "Normal", mu = 0, sigma = 1 }')
     dist = spec["dist"]
     if dist not in DISTRIBUTIONS:
         raise _fail(path, fieldname, f"distribution {dist!r} is not supported; use one of {', '.join(DISTRIBUTIONS)}")
@@ -311,7 +323,11 @@ def _prior(spec: Any, path: str, fieldname: str, constants: Mapping[str, Any]) -
     missing = [a for a in required if a not in args]
     extra = [a for a in args if a not in required + optional]
     if missing or extra:
-        raise _fail(path, fieldname, f"{dist} needs {list(required)} (optional {list(optional)}); missing {missing}, unexpected {extra}")
+        raise _fail(
+            path,
+            fieldname,
+            f"{dist} needs {list(required)} (optional {list(optional)}); missing {missing}, unexpected {extra}",
+        )
     resolved: dict[str, float | Formula] = {}
     for key, value in args.items():
         if isinstance(value, str):

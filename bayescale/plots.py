@@ -23,8 +23,15 @@ def _label(role: str) -> str:
     return f"{role} ({UNITS[role]})" if role in UNITS else role
 
 
-def plot_fit(fit: Any, ax: Any = None, x: str | None = None, prob: float = 0.9, n_curves: int = 5,
-             extend: float = 10.0, show_noise: bool = True) -> Any:
+def plot_fit(
+    fit: Any,
+    ax: Any = None,
+    x: str | None = None,
+    prob: float = 0.9,
+    n_curves: int = 5,
+    extend: float = 10.0,
+    show_noise: bool = True,
+) -> Any:
     """Data as points, the fitted law's median per slice of the other inputs, and its `prob` bands.
 
     The x axis is `x` (default: the law's last input); for two-input laws one curve is drawn per
@@ -76,8 +83,15 @@ def plot_frontier(allocation: Any, ax: Any = None) -> Any:
     t = allocation.table
     for name, color, label in (("N", "tab:blue", "N* (parameters)"), ("D", "tab:orange", "D* (tokens)")):
         ax.plot(t["C"], t[f"{name}_median"], color=color, lw=2, label=label, marker="o", ms=3)
-        ax.fill_between(t["C"], t[f"{name}_lower"], t[f"{name}_upper"], color=color, alpha=0.25, lw=0,
-                        label=f"{allocation.prob:.0%} interval")
+        ax.fill_between(
+            t["C"],
+            t[f"{name}_lower"],
+            t[f"{name}_upper"],
+            color=color,
+            alpha=0.25,
+            lw=0,
+            label=f"{allocation.prob:.0%} interval",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("training compute C (FLOPs)")
@@ -108,9 +122,17 @@ def plot_isoflop(isoflop: Any, ax: Any = None, prob: float = 0.9) -> Any:
         ax.fill_between(ns, band["mean_lower"], band["mean_upper"], color=color, alpha=0.25, lw=0)
         opt = optima.iloc[i]
         at = fit.predict(pd.DataFrame({"N": [opt["N_opt_median"]], "C": c, "group": label}))
-        ax.errorbar([opt["N_opt_median"]], at["mean_median"],
-                    xerr=[[opt["N_opt_median"] - opt["N_opt_lower"]], [opt["N_opt_upper"] - opt["N_opt_median"]]],
-                    fmt="D", color=color, mec="k", ms=6, capsize=3, zorder=4)
+        ax.errorbar(
+            [opt["N_opt_median"]],
+            at["mean_median"],
+            xerr=[[opt["N_opt_median"] - opt["N_opt_lower"]], [opt["N_opt_upper"] - opt["N_opt_median"]]],
+            fmt="D",
+            color=color,
+            mec="k",
+            ms=6,
+            capsize=3,
+            zorder=4,
+        )
     ax.set_xscale("log")
     ax.set_xlabel("parameters N")
     ax.set_ylabel("loss (nats/token)")
@@ -128,8 +150,13 @@ def plot_crossover(result: Any, ax: Any = None) -> Any:
     ax.plot(t["C"], t[col], color="tab:purple", lw=2, marker="o", ms=3, label=col)
     ax.axhline(0.5, color="grey", ls=":", lw=1)
     if result.crossing is not None:
-        ax.axvspan(result.crossing["lower"], result.crossing["upper"], color="tab:purple", alpha=0.15,
-                   label=f"crossing, {result.crossing['prob']:.0%} interval")
+        ax.axvspan(
+            result.crossing["lower"],
+            result.crossing["upper"],
+            color="tab:purple",
+            alpha=0.15,
+            label=f"crossing, {result.crossing['prob']:.0%} interval",
+        )
         ax.axvline(result.crossing["median"], color="tab:purple", ls="--", lw=1)
     ax.set_xscale("log")
     ax.set_ylim(-0.02, 1.02)

@@ -9,8 +9,9 @@ from scipy.signal import lfilter
 from bayescale.errors import DataError
 
 
-def annealing_areas(table: pd.DataFrame, run: str = "run", step: str = "step", lr: str = "lr",
-                    decay: float = 0.999) -> pd.DataFrame:
+def annealing_areas(
+    table: pd.DataFrame, run: str = "run", step: str = "step", lr: str = "lr", decay: float = 0.999
+) -> pd.DataFrame:
     """Add S1 (forward area: summed learning rate up to each step) and S2 (annealing area) to `table`.
 
     `table` holds one row per optimiser step of each run (every step, so the sums are exact), with the
@@ -42,8 +43,15 @@ def annealing_areas(table: pd.DataFrame, run: str = "run", step: str = "step", l
     return out
 
 
-def schedule(total_steps: int, peak_lr: float, kind: str = "cosine", warmup: int = 0, final_fraction: float = 0.1,
-             anneal_fraction: float = 0.2, run: str = "run") -> pd.DataFrame:
+def schedule(
+    total_steps: int,
+    peak_lr: float,
+    kind: str = "cosine",
+    warmup: int = 0,
+    final_fraction: float = 0.1,
+    anneal_fraction: float = 0.2,
+    run: str = "run",
+) -> pd.DataFrame:
     """A per-step schedule table (constant, cosine, or warmup-stable-decay 'wsd') for simulation and prediction."""
     s = np.arange(1, total_steps + 1)
     low = final_fraction * peak_lr

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from bayescale.data import ScalingData
-from bayescale.laws import Law, law as get_law
+from bayescale.laws import Law
+from bayescale.laws import law as get_law
 
 
 def law_values(the_law: Law, params: Mapping[str, float] | None = None) -> dict[str, float]:
@@ -38,15 +39,23 @@ def simulate(
     columns = {k: np.asarray(v, dtype=float) for k, v in inputs.items()}
     placeholder = {**columns, the_law.target: np.ones(1)}  # target statistics only shape priors, never the mean
     constants = the_law.resolve_constants(placeholder)
-    mean = np.broadcast_to(the_law.mean(law_values(the_law, params), columns, constants), len(next(iter(columns.values()))))
+    mean = np.broadcast_to(
+        the_law.mean(law_values(the_law, params), columns, constants), len(next(iter(columns.values())))
+    )
     rng = np.random.default_rng(seed)
     eps = rng.standard_t(nu, mean.shape) if likelihood == "student_t" else rng.standard_normal(mean.shape)
     y = mean * np.exp(noise * eps)
     return ScalingData.from_frame(pd.DataFrame({**columns, the_law.target: y}), origin=f"simulated from {the_law.name}")
 
 
-def design_runs(law: str | Law, n: int | None = None, noise: float | None = None, seed: int = 0,
-                params: Mapping[str, float] | None = None, likelihood: str = "normal") -> ScalingData:
+def design_runs(
+    law: str | Law,
+    n: int | None = None,
+    noise: float | None = None,
+    seed: int = 0,
+    params: Mapping[str, float] | None = None,
+    likelihood: str = "normal",
+) -> ScalingData:
     """Runs drawn log-uniformly over the ranges in the law file's [design] table, at the law's values."""
     the_law = get_law(law)
     design = the_law.design
@@ -56,13 +65,24 @@ def design_runs(law: str | Law, n: int | None = None, noise: float | None = None
     n = n or design["n"]
     rng = np.random.default_rng(seed + 10_000)
     inputs = {k: np.exp(rng.uniform(*np.log(design["ranges"][k]), n)) for k in the_law.inputs}
-    return simulate(the_law, inputs, params=params, noise=design["noise"] if noise is None else noise, seed=seed,
-                    likelihood=likelihood)
+    return simulate(
+        the_law,
+        inputs,
+        params=params,
+        noise=design["noise"] if noise is None else noise,
+        seed=seed,
+        likelihood=likelihood,
+    )
 
 
-def chinchilla_runs(n: int = 150, noise: float = 0.01, seed: int = 0,
-                    n_range: tuple[float, float] = (7e7, 1.6e10), d_range: tuple[float, float] = (5e9, 5e11),
-                    params: Mapping[str, float] | None = None) -> ScalingData:
+def chinchilla_runs(
+    n: int = 150,
+    noise: float = 0.01,
+    seed: int = 0,
+    n_range: tuple[float, float] = (7e7, 1.6e10),
+    d_range: tuple[float, float] = (5e9, 5e11),
+    params: Mapping[str, float] | None = None,
+) -> ScalingData:
     """Runs drawn log-uniformly over N and D from the published Chinchilla law (the demo's data)."""
     rng = np.random.default_rng(seed + 10_000)
     n_values = np.exp(rng.uniform(*np.log(n_range), n))

@@ -46,7 +46,9 @@ def main() -> None:
     rows = {}
     for name, opts in CONFIGS.items():
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(opts), str(draws)], capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, json.dumps(opts), str(draws)], capture_output=True, text=True
+        )
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")]
         if not line:
             print(f"{name}: FAILED\n{proc.stderr[-2000:]}")
@@ -55,13 +57,17 @@ def main() -> None:
         rows[name]["process_s"] = time.perf_counter() - start
         print(name, json.dumps(rows[name]), flush=True)
     ref = rows.get("pymc (default NUTS)")
-    print(f"\n| backend | first fit wall (s, incl. compile) | refit wall (s) | ESS/s first | ESS/s refit | "
-          f"ESS/s refit vs PyMC | divergences (first/refit) |")
+    print(
+        "\n| backend | first fit wall (s, incl. compile) | refit wall (s) | ESS/s first | ESS/s refit | "
+        "ESS/s refit vs PyMC | divergences (first/refit) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, r in rows.items():
         ratio = r["refit"]["ess_per_s"] / ref["refit"]["ess_per_s"] if ref else float("nan")
-        print(f"| {name} | {r['first']['wall_s']:.1f} | {r['refit']['wall_s']:.1f} | {r['first']['ess_per_s']:.0f} | "
-              f"{r['refit']['ess_per_s']:.0f} | {ratio:.1f}x | {r['first']['divergences']}/{r['refit']['divergences']} |")
+        print(
+            f"| {name} | {r['first']['wall_s']:.1f} | {r['refit']['wall_s']:.1f} | {r['first']['ess_per_s']:.0f} | "
+            f"{r['refit']['ess_per_s']:.0f} | {ratio:.1f}x | {r['first']['divergences']}/{r['refit']['divergences']} |"
+        )
     print(f"\n{draws} draws + {draws} tune x 4 chains, 250 runs; machine: {_machine()}")
 
 

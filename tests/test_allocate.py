@@ -125,11 +125,19 @@ def test_plots_take_and_return_an_axis(chinchilla_fit):
 
 def test_cli_allocate(tmp_path, chinchilla_fit):
     path = chinchilla_fit.save(tmp_path / "fit.nc")
-    out = subprocess.run([sys.executable, "-m", "bayescale.cli", "allocate", str(path), "--compute", "1e21,1e23"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "bayescale.cli", "allocate", str(path), "--compute", "1e21,1e23"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert "N_median" in out.stdout and "tokens_per_param_median" in out.stdout
-    out = subprocess.run([sys.executable, "-m", "bayescale.cli", "allocate", str(path), "--target-loss", "2.0",
-                          "--prob", "0.9"], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "bayescale.cli", "allocate", str(path), "--target-loss", "2.0", "--prob", "0.9"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert "Cheapest compute reaching loss 2.0" in out.stdout

@@ -9,7 +9,9 @@ from bayescale.simulate import chinchilla_runs
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "bayescale.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "bayescale.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 def test_laws_lists_formula_inputs_reference():
@@ -28,8 +30,25 @@ def runs_csv(tmp_path_factory):
 
 def test_fit_then_predict(runs_csv, tmp_path):
     out_path = tmp_path / "fit.nc"
-    out = cli("fit", str(runs_csv), "--law", "chinchilla", "--col", "N=params", "--col", "D=tokens",
-              "--col", "loss=loss", "-o", str(out_path), "--draws", "300", "--tune", "300", "--no-progress")
+    out = cli(
+        "fit",
+        str(runs_csv),
+        "--law",
+        "chinchilla",
+        "--col",
+        "N=params",
+        "--col",
+        "D=tokens",
+        "--col",
+        "loss=loss",
+        "-o",
+        str(out_path),
+        "--draws",
+        "300",
+        "--tune",
+        "300",
+        "--no-progress",
+    )
     assert out.returncode == 0, out.stderr
     assert out_path.exists() and "alpha" in out.stdout
     pred = cli("predict", str(out_path), "--at", "N=7e10,D=1.4e12", "--prob", "0.9")
@@ -42,7 +61,10 @@ def test_fit_then_predict(runs_csv, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["fit", "{csv}", "--law", "chinchila", "-o", "x.nc", "--col", "N=params", "--col", "D=tokens"], "unknown law 'chinchila'"),
+        (
+            ["fit", "{csv}", "--law", "chinchila", "-o", "x.nc", "--col", "N=params", "--col", "D=tokens"],
+            "unknown law 'chinchila'",
+        ),
         (["fit", "{csv}", "--law", "chinchilla", "-o", "x.nc", "--col", "N=parms"], "missing column 'parms'"),
         (["predict", "nothere.nc", "--at", "N=1e9,D=1e10"], "no saved fit at nothere.nc"),
         (["predict", "{csv}", "--at", "N=1e9"], "is not a bayescale fit"),

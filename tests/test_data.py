@@ -9,8 +9,13 @@ import bayescale as bs
 
 def runs(n=20):
     rng = np.random.default_rng(0)
-    return pd.DataFrame({"params": np.geomspace(1e8, 1e10, n), "tokens": np.geomspace(1e9, 1e11, n)[rng.permutation(n)],
-                         "loss": np.linspace(3.0, 2.2, n)})
+    return pd.DataFrame(
+        {
+            "params": np.geomspace(1e8, 1e10, n),
+            "tokens": np.geomspace(1e9, 1e11, n)[rng.permutation(n)],
+            "loss": np.linspace(3.0, 2.2, n),
+        }
+    )
 
 
 COLS = {"N": "params", "D": "tokens", "loss": "loss"}
@@ -26,9 +31,18 @@ def test_good_frame_maps_roles():
     [
         (lambda df: df.assign(loss=df.loss.where(df.index != 3, np.nan)), r"column 'loss': row 3 has value nan"),
         (lambda df: df.assign(params=df.params.where(df.index != 5, np.inf)), r"column 'N': row 5 has value inf"),
-        (lambda df: df.assign(params=df.params.where(df.index != 2, -1.0)), r"column 'N': row 2 has value -1; N must be positive"),
-        (lambda df: df.assign(loss=df.loss.where(df.index != 7, 0.0)), r"column 'loss': row 7 has value 0; loss must be positive"),
-        (lambda df: df.assign(tokens=df.tokens.astype(object).where(df.index != 4, "lots")), r"column 'D' is not numeric: row 4 has value 'lots'"),
+        (
+            lambda df: df.assign(params=df.params.where(df.index != 2, -1.0)),
+            r"column 'N': row 2 has value -1; N must be positive",
+        ),
+        (
+            lambda df: df.assign(loss=df.loss.where(df.index != 7, 0.0)),
+            r"column 'loss': row 7 has value 0; loss must be positive",
+        ),
+        (
+            lambda df: df.assign(tokens=df.tokens.astype(object).where(df.index != 4, "lots")),
+            r"column 'D' is not numeric: row 4 has value 'lots'",
+        ),
         (lambda df: df.drop(columns="tokens"), r"missing column 'tokens' \(mapped to role 'D'\)"),
         (lambda df: pd.concat([df, df.iloc[[6]]]), r"rows 6 and 20 are identical"),
     ],

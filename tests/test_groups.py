@@ -106,9 +106,13 @@ def test_lr_annealing_predicts_a_new_schedule():
     """Fit curves of cosine and constant runs; predict a WSD run's final loss within its band."""
     law = bs.law("lr-annealing")
     values = {"L0": 2.6, "la": -0.5, "alpha": 0.5, "c": 0.3}
-    curves = pd.concat([schedule(3000, 3e-3, "cosine", warmup=100, run="cos"),
-                        schedule(3000, 3e-3, "constant", warmup=100, run="const"),
-                        schedule(2000, 3e-3, "wsd", warmup=100, run="wsd-short")])
+    curves = pd.concat(
+        [
+            schedule(3000, 3e-3, "cosine", warmup=100, run="cos"),
+            schedule(3000, 3e-3, "constant", warmup=100, run="const"),
+            schedule(2000, 3e-3, "wsd", warmup=100, run="wsd-short"),
+        ]
+    )
     feats = annealing_areas(curves).iloc[::50]
     train = bs.simulate(law, {"S1": feats.S1.values, "S2": feats.S2.values}, params=values, noise=0.003, seed=1)
     result = bs.fit(law, train, seed=0, **FAST)

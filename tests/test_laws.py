@@ -55,7 +55,11 @@ def test_user_law_file_by_path(tmp_path):
         (lambda s: s.replace("sigma = 2.0", "scale = 2.0"), "params.E.prior", "missing ['sigma']"),
         (lambda s: s.replace("N0 = 1e9", 'N0 = "spread(N)"'), "constants.N0", "must be a number or"),
         (lambda s: s + "\n[published]\nZ = 1.0\n", "published.Z", "neither a parameter"),
-        (lambda s: s.replace("support = [0.0, 1.0]", "support = [0.0, 1.0]\nvalue = 3.0"), "params.alpha.value", "outside"),
+        (
+            lambda s: s.replace("support = [0.0, 1.0]", "support = [0.0, 1.0]\nvalue = 3.0"),
+            "params.alpha.value",
+            "outside",
+        ),
         (lambda s: s.replace('inputs = ["N"]', "inputs = 3"), "inputs", "non-empty list"),
         (lambda s: s + '[params.unused]\nprior = { dist = "Normal", mu = 0, sigma = 1 }\n', "params", "never used"),
     ],

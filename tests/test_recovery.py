@@ -10,7 +10,9 @@ from bayescale.simulate import design_runs
 # Default sampling settings (1000 draws + 1000 tune x 4 chains): the issue asks for no divergences on them.
 DEFAULT = dict(draws=1000, tune=1000, chains=4, progress=False)
 
-GENERIC = [n for n in bs.laws() if bs.law(n).design.get("ranges") and len(bs.law(n).design["ranges"]) == len(bs.law(n).inputs)]
+GENERIC = [
+    n for n in bs.laws() if bs.law(n).design.get("ranges") and len(bs.law(n).design["ranges"]) == len(bs.law(n).inputs)
+]
 
 
 def prior_width(law, name, constants):
@@ -34,4 +36,6 @@ def test_recovery(name):
         lo, hi = np.quantile(draws, [0.05, 0.95])
         assert lo <= p.value <= hi, f"{name}.{pname}: truth {p.value} outside 90% interval [{lo:.4g}, {hi:.4g}]"
         # the data must have taught us something: a prior-only posterior would pass the line above trivially
-        assert hi - lo < 0.5 * prior_width(law, pname, fit.constants), f"{name}.{pname}: posterior barely narrower than prior"
+        assert hi - lo < 0.5 * prior_width(law, pname, fit.constants), (
+            f"{name}.{pname}: posterior barely narrower than prior"
+        )

@@ -1,0 +1,147 @@
+"""Compare laws: PSIS-LOO (ArviZ) with Pareto-k warnings in words, and leave-future-out refits."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+from bayescale.errors import BayescaleError
+
+if TYPE_CHECKING:
+    from bayescale.fit import Fit
+
+
+class ComparisonWarning(UserWarning):
+    """A comparison result is less reliable than it looks; the message says which runs and why."""
+
+
+def _describe_run(fit: Fit, i: int) -> str:
+    row = fit.data.frame.iloc[i]
+    return "run " + str(i) + " (" + ", ".join(f"{k}={row[k]:.3g}" for k in fit.law.inputs) + ")"
+
+
+def compare(fits: Mapping[str, Fit], method: str = "loo", **lfo_options: Any) -> pd.DataFrame:
+    """Rank laws fitted to the same runs.
+
+    method="loo": ArviZ's PSIS-LOO table (elpd_loo, se, elpd_diff, dse, weight, ...) plus the count of runs
+    with Pareto k > 0.7 per law; warns naming those runs. LOO scores interpolation.
+    method="lfo": leave-future-out; refits each law on runs below a cutoff and scores the runs above it,
+    which matches how laws are used (see `leave_future_out` for the options).
+    """
+    if len(fits) < 2:
+        raise BayescaleError("compare needs at least two fits, e.g. compare({'chinchilla': f1, 'kaplan': f2})")
+    if method == "lfo":
+        return leave_future_out(fits, **lfo_options)
+    if method != "loo":
+        raise BayescaleError(f"method must be 'loo' or 'lfo', got {method!r}")
+    first = next(iter(fits.values()))
+    y0 = np.log(first.data[first.law.target])
+    for name, fit in fits.items():
+        y = np.log(fit.data[fit.law.target])
+        if len(y) != len(y0) or not np.allclose(np.sort(y), np.sort(y0)):
+            raise BayescaleError(
+                f"compare: {name!r} was fitted to different runs; LOO needs the same runs for every law"
+            )
+    bad = {}
+    for name, fit in fits.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loo = az.loo(fit.idata, pointwise=True)
+        k = np.asarray(loo.pareto_k)
+        bad[name] = np.flatnonzero(k > 0.7)
+        if bad[name].size:
+            runs = ", ".join(_describe_run(fit, i) for i in bad[name][:5])
+            more = f" and {bad[name].size - 5} more" if bad[name].size > 5 else ""
+            warnings.warn(
+                f"{name}: {bad[name].size} run(s) have Pareto k > 0.7, so their leave-one-out scores are unreliable: "
+                f"{runs}{more}. These runs steer the fit on their own (often the largest or outlying ones); "
+                "trust method='lfo' for extrapolation, or refit without them to check.",
+                ComparisonWarning,
+                stacklevel=2,
+            )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = az.compare({name: fit.idata for name, fit in fits.items()}, ic="loo")
+    table["n_high_pareto_k"] = [bad[name].size for name in table.index]
+    return table
+
+
+def _order_column(fit: Fit, by: str) -> np.ndarray:
+    frame = fit.data.with_inputs([by], fit.meta.get("flops_per_token_param", 6.0)).frame
+    if by not in frame:
+        raise BayescaleError(f"leave-future-out by {by!r}: the runs have no such column ({list(frame.columns)})")
+    return frame[by].to_numpy(dtype=float)
+
+
+def log_predictive_density(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
+    """Per held-out run: log of the posterior-mean predictive density of its log-target (nats)."""
+    from scipy import stats
+    from scipy.special import logsumexp
+
+    mean = fit.mean_draws(frame)
+    sigma = fit.draws("sigma")[:, None]
+    resid = np.log(frame[fit.law.target].to_numpy(dtype=float))[None, :] - np.log(mean)
+    dist = stats.t(df=fit.spec.nu) if fit.spec.likelihood == "student_t" else stats.norm()
+    ll = dist.logpdf(resid / sigma) - np.log(sigma)
+    return logsumexp(ll, axis=0) - np.log(ll.shape[0])
+
+
+def leave_future_out(
+    fits: Mapping[str, Fit],
+    cutoffs: Sequence[float] | None = None,
+    by: str = "C",
+    fraction: float = 0.2,
+    **fit_kwargs: Any,
+) -> pd.DataFrame:
+    """Refit each law on runs with `by` <= cutoff and score the runs above it (elpd, its se, coverage of 90% bands).
+
+    Default cutoff: hold out the top `fraction` of runs by `by` (compute C = 6ND by default).
+    """
+    from bayescale.fit import fit as run_fit
+
+    rows = []
+    for name, fitted in fits.items():
+        order = _order_column(fitted, by)
+        cuts = list(cutoffs) if cutoffs is not None else [float(np.quantile(order, 1 - fraction))]
+        for cut in cuts:
+            train = order <= cut
+            if train.sum() <= len(fitted.law.params) + 1 or (~train).sum() == 0:
+                raise BayescaleError(
+                    f"leave-future-out: cutoff {cut:.3g} leaves {train.sum()} runs to fit and "
+                    f"{(~train).sum()} to score for {name!r}"
+                )
+            options = {
+                "seed": fitted.meta.get("seed", 0),
+                "likelihood": fitted.spec.likelihood,
+                "nu": fitted.spec.nu,
+                "chains": fitted.meta.get("chains", 4),
+                "progress": False,
+                "discrepancy": fitted.meta.get("discrepancy", 0.0),
+                **fit_kwargs,
+            }
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                refit = run_fit(fitted.law, fitted.data.subset(train), **options)
+            test = fitted.data.frame[~train]
+            lpd = log_predictive_density(refit, test)
+            band = refit.predict(test, prob=0.9)
+            y = test[fitted.law.target].to_numpy()
+            rows.append(
+                {
+                    "law": name,
+                    "cutoff": cut,
+                    "n_train": int(train.sum()),
+                    "n_test": int((~train).sum()),
+                    "elpd_lfo": float(lpd.sum()),
+                    "se": float(np.sqrt(len(lpd)) * lpd.std()),
+                    "coverage_90": float(np.mean((band["lower"] <= y) & (y <= band["upper"]))),
+                }
+            )
+    table = pd.DataFrame(rows)
+    table["rank"] = table.groupby("cutoff")["elpd_lfo"].rank(ascending=False).astype(int)
+    return table.sort_values(["cutoff", "rank"]).reset_index(drop=True)

@@ -1,0 +1,88 @@
+"""Held-out calibration of extrapolation bands on the real data sets in ../shared/data (README table).
+
+For each data set and split (Chinchilla replication: top 20% of runs by compute held out; each IsoFLOP
+experiment: its largest one or two budgets held out) the chinchilla law is fitted on the rest and the held-out
+runs are predicted by: bayescale without discrepancy, bayescale with its default discrepancy, and the classic
+recipe (Huber-loss L-BFGS + bootstrap over runs) on exactly the same split. Prints a markdown table and writes
+it to bench/results/calibration.md. Usage: python bench/calibration.py [--discrepancy 0,0.01,0.02] [--boot 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+import bayescale as bs
+from bayescale.fit import DEFAULT_DISCREPANCY
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+EXPERIMENTS = [
+    "ml_scalefit__massivetext__chinchilla",
+    "epochai_chinchilla__massivetext__chinchilla",
+    "misfitting__fineweb_c4__transformer",
+    "llama_3__exp_loss",
+]
+
+
+def splits() -> dict[str, tuple[bs.ScalingData, dict]]:
+    chin = bs.ScalingData.from_csv(
+        SHARED / "chinchilla-epoch" / "svg_extracted_data.csv",
+        columns={"N": "Model Size", "C": "Training FLOP", "loss": "loss"},
+    )
+    out = {"chinchilla-epoch, top 20% by C": (chin, dict(holdout="top", fraction=0.2))}
+    iso = pd.read_csv(SHARED / "isoflops" / "isoflops.csv")
+    for exp in EXPERIMENTS:
+        data = bs.ScalingData.from_frame(
+            iso[iso.experiment == exp], columns={"N": "params", "D": "tokens", "C": "budget", "loss": "loss"}
+        )
+        for k in (1, 2):
+            out[f"{exp}, top {k} budget{'s' if k > 1 else ''}"] = (data, dict(holdout="budget", n_budgets=k))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--discrepancy", default=f"0,{DEFAULT_DISCREPANCY}")
+    parser.add_argument("--boot", type=int, default=100)
+    args = parser.parse_args()
+    if not SHARED.exists():
+        sys.exit(f"shared data not found at {SHARED}")
+    warnings.simplefilter("ignore")
+    rows = []
+    for name, (data, opts) in splits().items():
+        methods = [
+            (f"bayescale, discrepancy {float(d):g}", dict(method="bayes", discrepancy=float(d)))
+            for d in args.discrepancy.split(",")
+        ]
+        methods.append((f"classic: Huber L-BFGS + {args.boot} bootstrap", dict(method="bootstrap", n_boot=args.boot)))
+        for label, kwargs in methods:
+            report = bs.calibration("chinchilla", data, **opts, **kwargs)
+            t = report.table.set_index("prob")
+            rows.append(
+                {
+                    "data set, held out": name,
+                    "method": label,
+                    "n held out": int(t.n_heldout[0.9]),
+                    "cov 50%": t.coverage[0.5],
+                    "cov 80%": t.coverage[0.8],
+                    "cov 90%": t.coverage[0.9],
+                    "cov 95%": t.coverage[0.95],
+                    "90% width (rel.)": t.mean_rel_width[0.9],
+                    "log score": t.log_score[0.9],
+                    "seconds": report.seconds,
+                }
+            )
+            print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    text = table.to_markdown(index=False, floatfmt=".3g")
+    print(text)
+    out = Path(__file__).parent / "results" / "calibration.md"
+    out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Law comparison (PSIS-LOO, leave-future-out) and held-out calibration of extrapolation bands."""
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale as bs
+from bayescale.simulate import chinchilla_runs
+from tests.conftest import FAST
+
+
+@pytest.fixture(scope="module")
+def kaplan_fit(chinchilla_data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bs.fit("kaplan", chinchilla_data, seed=0, **FAST)
+
+
+def test_loo_prefers_the_true_law(chinchilla_fit, kaplan_fit):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = bs.compare({"chinchilla": chinchilla_fit, "kaplan": kaplan_fit})
+    assert {"elpd_loo", "se", "elpd_diff", "weight", "n_high_pareto_k"} <= set(table.columns)
+    assert table.index[0] == "chinchilla"
+    assert table.loc["kaplan", "elpd_diff"] > 2 * table.loc["kaplan", "dse"]
+
+
+def test_high_pareto_k_runs_are_named():
+    data = chinchilla_runs(n=40, noise=0.005, seed=3).frame
+    data.loc[5, "loss"] *= 1.25  # one wild run steers a normal-likelihood fit on its own
+    data = bs.ScalingData.from_frame(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f1 = bs.fit("chinchilla", data, likelihood="normal", seed=0, **FAST)
+        f2 = bs.fit("chinchilla", data, likelihood="normal", seed=1, **FAST)
+    with pytest.warns(bs.compare.__globals__["ComparisonWarning"], match=r"Pareto k > 0.7.*run 5 \(N="):
+        table = bs.compare({"a": f1, "b": f2})
+    assert table["n_high_pareto_k"].max() >= 1
+
+
+def test_compare_rejects_different_runs(chinchilla_fit):
+    other = bs.fit("chinchilla", chinchilla_runs(n=60, seed=9), seed=0, **FAST)
+    with pytest.raises(bs.BayescaleError, match="different runs"):
+        bs.compare({"a": chinchilla_fit, "b": other})
+    with pytest.raises(bs.BayescaleError, match="at least two fits"):
+        bs.compare({"a": chinchilla_fit})
+
+
+def test_leave_future_out(chinchilla_fit, kaplan_fit):
+    table = bs.compare({"chinchilla": chinchilla_fit, "kaplan": kaplan_fit}, method="lfo", fraction=0.2)
+    assert set(table["law"]) == {"chinchilla", "kaplan"}
+    assert (table["n_test"] == 30).all() and (table["n_train"] == 120).all()
+    best = table.sort_values("rank").iloc[0]
+    assert best["law"] == "chinchilla" and best["coverage_90"] >= 0.8
+
+
+def test_calibrated_when_the_law_is_true():
+    """Six simulated sweeps, top 20% by compute held out: 90% bands hold 80-99% of the 180 held-out runs."""
+    inside, total = 0, 0
+    for seed in range(6):
+        data = chinchilla_runs(n=150, noise=0.01, seed=100 + seed)
+        report = bs.calibration("chinchilla", data, holdout="top", fraction=0.2, seed=seed, likelihood="normal", **FAST)
+        row = report.table.set_index("prob").loc[0.9]
+        inside += row.coverage * row.n_heldout
+        total += row.n_heldout
+    assert 0.80 <= inside / total <= 0.99, inside / total
+
+
+def misspecified(n=150, seed=0):
+    """Chinchilla that bends upward beyond 1e21 FLOPs (e.g. data running out): +1% loss per e-fold of compute."""
+    runs = chinchilla_runs(n=n, noise=0.005, seed=seed, n_range=(7e7, 1.6e10), d_range=(5e9, 5e11)).frame
+    c = 6 * runs.N * runs.D
+    runs["loss"] = runs["loss"] * np.exp(0.01 * np.maximum(0.0, np.log(c / 1e21)))
+    return bs.ScalingData.from_frame(runs)
+
+
+def test_discrepancy_covers_a_misspecified_law_where_plain_noise_does_not():
+    data = misspecified()
+    plain = bs.calibration("chinchilla", data, fraction=0.25, discrepancy=0.0, **FAST).table.set_index("prob")
+    honest = bs.calibration("chinchilla", data, fraction=0.25, **FAST).table.set_index("prob")
+    assert plain.loc[0.9, "coverage"] < 0.6, plain
+    assert honest.loc[0.9, "coverage"] >= 0.8, honest
+    assert honest.loc[0.9, "mean_rel_width"] < 0.1  # wider, but not uselessly wide
+
+
+def test_reliability_plot_and_split_errors(chinchilla_data):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    report = bs.calibration("chinchilla", chinchilla_data, **FAST)
+    assert list(report.table["prob"]) == [0.5, 0.8, 0.9, 0.95]
+    ax = report.plot()
+    assert ax.get_xlabel() == "nominal probability of the band"
+    with pytest.raises(bs.BayescaleError, match="holdout must be"):
+        bs.calibration("chinchilla", chinchilla_data, holdout="random", **FAST)
+    with pytest.raises(bs.BayescaleError, match="cannot hold out"):
+        bs.calibration("chinchilla", chinchilla_data, holdout="budget", n_budgets=500, **FAST)
+
+
+def test_discrepancy_widens_only_beyond_the_data(chinchilla_fit):
+    inside = pd.DataFrame({"N": [1e9], "D": [1e11]})
+    beyond = pd.DataFrame({"N": [7e10], "D": [1.4e12]})
+    assert chinchilla_fit.distance(inside)[0] == 0.0
+    assert chinchilla_fit.distance(beyond)[0] > 2.0
+    no_disc = bs.Fit(
+        chinchilla_fit.law,
+        chinchilla_fit.idata,
+        chinchilla_fit.spec,
+        chinchilla_fit.constants,
+        chinchilla_fit.data,
+        {**chinchilla_fit.meta, "discrepancy": 0.0},
+    )
+    for frame, wider in ((inside, False), (beyond, True)):
+        a, b = chinchilla_fit.predict(frame).iloc[0], no_disc.predict(frame).iloc[0]
+        assert ((a.upper - a.lower) > 1.2 * (b.upper - b.lower)) == wider
+
+
+def test_cli_compare(tmp_path, chinchilla_fit, kaplan_fit):
+    a, b = chinchilla_fit.save(tmp_path / "chinchilla.nc"), kaplan_fit.save(tmp_path / "kaplan.nc")
+    out = subprocess.run(
+        [sys.executable, "-m", "bayescale.cli", "compare", str(a), str(b)], capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stderr
+    assert "elpd_loo" in out.stdout and "chinchilla" in out.stdout
