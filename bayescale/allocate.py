@@ -155,13 +155,13 @@ def target_loss(
     flops_per_token_param: float = 6.0,
     compute_range: tuple[float, float] = (1e17, 1e28),
     fixed: Mapping[str, float] | None = None,
-    n_budgets: int = 121,
+    n_budgets: int = 221,
     n_sizes: int = 61,
 ) -> pd.DataFrame:
     """The cheapest budget C, with one (N, D) for all draws, whose loss is <= `target` with probability `prob`.
 
-    For each budget on a log grid, the size N that maximises P(loss <= target) is chosen; the answer is the
-    smallest budget where that probability reaches `prob` (interpolated in log C). Uses the law itself
+    For each budget on a log grid (20 per decade), the size N that maximises P(loss <= target) is chosen; the answer is the
+    smallest budget where that probability reaches `prob`, with that N and D. Uses the law itself
     (no run-to-run noise), i.e. the probability that the *expected* loss of such a run meets the target.
     """
     _check_law(fit)
@@ -180,13 +180,8 @@ def target_loss(
             f"no budget up to {compute_range[1]:.3g} FLOPs reaches loss {target} with probability {prob} "
             f"(best: {best_p.max():.2f}); the law's floor may lie above the target"
         )
-    j = reached[0]
-    if j > 0:  # interpolate log C between the last budget below and the first above
-        w = (prob - best_p[j - 1]) / max(best_p[j] - best_p[j - 1], 1e-12)
-        c_star = float(np.exp(np.log(cs[j - 1]) + w * (np.log(cs[j]) - np.log(cs[j - 1]))))
-    else:
-        c_star = float(cs[0])
-    n_star = float(best_n[j])
+    j = reached[0]  # the first budget on the grid (20 per decade) that reaches it
+    c_star, n_star = float(cs[j]), float(best_n[j])
     return pd.DataFrame(
         {
             "target_loss": [target],
@@ -194,6 +189,7 @@ def target_loss(
             "C": [c_star],
             "N": [n_star],
             "D": [c_star / (k * n_star)],
-            "P_reached_at_grid_point": [best_p[j]],
+            "P_reached": [best_p[j]],
+            "C_previous_budget": [float(cs[j - 1]) if j else np.nan],
         }
     )

@@ -12,7 +12,8 @@ from rich.console import Console
 from bayescale.errors import BayescaleError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Bayesian neural scaling laws.")
-console = Console()
+# wide tables when piped to a file or another program (rich would otherwise wrap at 80 columns)
+console = Console(width=None if sys.stdout.isatty() else 220)
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:

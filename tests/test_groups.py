@@ -84,7 +84,7 @@ def test_composition_carries_both_posteriors(chinchilla_fit):
     fixed = err_fit.predict(pd.DataFrame({"loss": [median_loss]})).iloc[0]
     assert chained.mean_upper - chained.mean_lower > fixed.mean_upper - fixed.mean_lower
     law = bs.law("downstream-exp")
-    truth = law.mean({k: p.value for k, p in law.params.items()}, {"loss": 1.9366}, {})
+    truth = law.mean({k: p.value for k, p in law.params.items()}, {"loss": 1.9366}, {"L0": 3.0})
     assert chained.lower < truth < chained.upper
     with pytest.raises(bs.BayescaleError, match="from_fit: that fit predicts 'loss'"):
         chinchilla_fit.predict(at, from_fit=chinchilla_fit)
