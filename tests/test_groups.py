@@ -27,11 +27,13 @@ def families():
 
 def test_pooling_tightens_a_small_group_and_still_covers(families):
     data, a_values = families
-    at = pd.DataFrame({"x": [1e10], "group": ["new"]})
+    # at the new family's largest run: pooling narrows its band (measured ~4% here, since E and alpha are shared
+    # and already borrow strength; far beyond the data the shared parameters' uncertainty dominates both)
+    at = pd.DataFrame({"x": [1e9], "group": ["new"]})
     law = bs.law("power")
     # x0 is the geometric mean of all fitted x: evaluate the truth the same way
     constants = law.resolve_constants({"x": data["x"], "loss": data["loss"]})
-    truth = law.mean({"E": 1.8, "a": a_values["new"], "alpha": 0.3}, {"x": np.array([1e10])}, constants)[0]
+    truth = law.mean({"E": 1.8, "a": a_values["new"], "alpha": 0.3}, {"x": np.array([1e9])}, constants)[0]
     pooled = bs.fit("power", data, groups={"a": "pooled"}, seed=0, **FAST)
     separate = bs.fit("power", data, groups={"a": "separate"}, seed=0, **FAST)
     p, s = pooled.predict(at).iloc[0], separate.predict(at).iloc[0]
