@@ -132,9 +132,12 @@ class Fit:
         With `from_fit`, the input named like that fit's target (e.g. `loss`) is taken from its
         posterior-predictive draws at the same rows, so both posteriors' uncertainty flows through.
         """
-        rng = np.random.default_rng(seed)
         upstream = self._upstream_draws(new, from_fit, seed) if from_fit is not None else {}
-        frame = self._inputs(new, skip=tuple(upstream))
+        return self._mean(self._inputs(new, skip=tuple(upstream)), upstream, seed)
+
+    def _mean(self, frame: pd.DataFrame, upstream: Mapping[str, np.ndarray], seed: int) -> np.ndarray:
+        """mean_draws on checked inputs, with any chained inputs already drawn (shape (S, n) each)."""
+        rng = np.random.default_rng(seed)
         params = self._param_draws(frame, rng)
         inputs = {k: upstream[k] if k in upstream else frame[k].to_numpy(dtype=float)[None, :] for k in self.law.inputs}
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -221,14 +224,13 @@ class Fit:
         skip = (from_fit.law.target,) if from_fit is not None else ()
         frame = self._inputs(new, skip=skip)
         q = [(1 - prob) / 2, 0.5, (1 + prob) / 2]
-        mean = self.mean_draws(frame, seed=seed, from_fit=from_fit)
+        upstream = self._upstream_draws(frame, from_fit, seed) if from_fit is not None else {}
+        mean = self._mean(frame, upstream, seed)
         pred = np.quantile(self._add_noise(mean, seed), q, axis=0)
         law_q = np.quantile(mean, q, axis=0)
         out = frame.copy()
-        if from_fit is not None:
-            out[f"{from_fit.law.target}_median"] = np.median(
-                self._upstream_draws(frame, from_fit, seed)[skip[0]], axis=0
-            )
+        for name, draws in upstream.items():  # the chained input's median, e.g. loss_median
+            out[f"{name}_median"] = np.median(draws, axis=0)
         out["median"], out["lower"], out["upper"] = pred[1], pred[0], pred[2]
         out["mean_median"], out["mean_lower"], out["mean_upper"] = law_q[1], law_q[0], law_q[2]
         return out
