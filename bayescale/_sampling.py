@@ -1,7 +1,8 @@
-"""Run NUTS on a compiled model: nutpie (default, compile cached per law) or PyMC's own samplers."""
+"""Run NUTS on a compiled model: nutpie (default, compiled once per law per machine) or PyMC's own samplers."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from collections.abc import Mapping
@@ -12,8 +13,8 @@ import numpy as np
 
 from bayescale._model import ModelSpec, build
 
-Sampler = Literal["nutpie", "pymc", "numpyro"]
-_COMPILED: dict[tuple, Any] = {}  # ModelSpec.key() -> nutpie compiled model, reused via with_data
+Sampler = Literal["nutpie", "nutpie-numba", "pymc", "numpyro"]
+_NUMBA: dict[tuple, Any] = {}  # ModelSpec.key() -> nutpie numba-compiled model, reused via with_data
 # Measured on 6 simulated Chinchilla data sets (bench/backends.py): low-rank mass-matrix adaptation gives
 # ~3x the bulk ESS of the diagonal one at a quarter of the time; target_accept 0.95 removes most divergences.
 NUTPIE_DEFAULTS = {"low_rank_modified_mass_matrix": True, "target_accept": 0.95}
@@ -37,23 +38,32 @@ def run(
     init: str = "map",
     **kwargs: Any,
 ) -> az.InferenceData:
-    """Sample the posterior; the same seed and data give the same draws.
+    """Sample the posterior; the same seed, data and sampler give the same draws.
 
-    `init="map"` (nutpie) starts every chain near the best of several L-BFGS optima of the posterior
-    density, so chains do not settle in different local modes of laws like bnsl2; "prior" keeps
-    nutpie's jittered support-point start.
+    "nutpie" runs nutpie's NUTS on PyTensor C functions that are compiled once per law per machine and
+    loaded from disk after that (bayescale._compiled); "nutpie-numba" compiles the model with Numba
+    instead: several times faster per draw, but ~10 s of compilation in every new process.
+    `init="map"` starts every chain near the best of several L-BFGS optima of the posterior density,
+    so chains do not settle in different local modes of laws like bnsl2; "prior" keeps PyMC's jittered
+    support-point start.
     """
     _quiet_pytensor()
     cores = min(chains, os.cpu_count() or 1)
-    if sampler == "nutpie":
+    if sampler in ("nutpie", "nutpie-numba"):
         import nutpie
 
-        key = spec.key()
-        if key not in _COMPILED:
-            _COMPILED[key] = nutpie.compile_pymc_model(build(spec, arrays))
-        compiled = _COMPILED[key].with_data(**arrays)
-        if init == "map":
-            compiled = _start_at_map(compiled, arrays, seed)
+        from bayescale._compiled import c_functions, nutpie_model
+
+        funcs = c_functions(spec, arrays)
+        start = _map_start(funcs, seed) if init == "map" else funcs.initial_point
+        coords = {"group": list(spec.groups)} if spec.groups else {}
+        if sampler == "nutpie":
+            compiled = nutpie_model(funcs, coords, start)
+        else:
+            key = spec.key()
+            if key not in _NUMBA:
+                _NUMBA[key] = nutpie.compile_pymc_model(build(spec, arrays))
+            compiled = dataclasses.replace(_NUMBA[key].with_data(**arrays), initial_point_func=start)
         kwargs = {**NUTPIE_DEFAULTS, **kwargs}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
@@ -89,16 +99,11 @@ def run(
 MULTIMODAL: list[str] = []  # messages from the last MAP search, read by fit() for its diagnostics
 
 
-def _start_at_map(compiled: Any, arrays: Mapping[str, np.ndarray], seed: int, n_starts: int = 12) -> Any:
-    """Find the posterior mode (unconstrained space) from several starts; start all chains near it."""
-    import dataclasses
-
+def _map_start(funcs: Any, seed: int, n_starts: int = 12) -> Any:
+    """Find the posterior mode (unconstrained space) from several starts; return a chain-start function near it."""
     from scipy.optimize import minimize
 
-    fn = compiled.logp_func  # PyTensor function: flat unconstrained point -> (logp, grad)
-    for shared in fn.get_shared():
-        if shared.name in arrays:
-            shared.set_value(np.asarray(arrays[shared.name], dtype=shared.get_value().dtype))
+    fn = funcs.logp
 
     def negative(x: np.ndarray) -> tuple[float, np.ndarray]:
         logp, grad = fn(x)
@@ -109,7 +114,7 @@ def _start_at_map(compiled: Any, arrays: Mapping[str, np.ndarray], seed: int, n_
     rng = np.random.default_rng(seed)
     optima = []
     for i in range(n_starts):
-        x0 = compiled.initial_point_func(int(rng.integers(2**31)))
+        x0 = funcs.initial_point(int(rng.integers(2**31)))
         if i:  # widen later starts so that other modes get a chance
             x0 = x0 + rng.normal(0.0, 1.0, x0.shape)
         with np.errstate(all="ignore"):
@@ -118,7 +123,7 @@ def _start_at_map(compiled: Any, arrays: Mapping[str, np.ndarray], seed: int, n_
             optima.append((float(res.fun), res.x))
     MULTIMODAL.clear()
     if not optima:
-        return compiled
+        return funcs.initial_point
     optima.sort(key=lambda item: item[0])
     best_value, best = optima[0]
     for value, x in optima[1:]:
@@ -133,9 +138,12 @@ def _start_at_map(compiled: Any, arrays: Mapping[str, np.ndarray], seed: int, n_
     def start(chain_seed: Any) -> np.ndarray:
         return best + np.random.default_rng(chain_seed).normal(0.0, 0.05, best.shape)
 
-    return dataclasses.replace(compiled, initial_point_func=start)
+    return start
 
 
 def clear_cache() -> None:
-    """Forget compiled models (the next fit of each law compiles again)."""
-    _COMPILED.clear()
+    """Forget in-memory compiled models (the next fit of each law loads or compiles again)."""
+    from bayescale._compiled import clear
+
+    _NUMBA.clear()
+    clear()

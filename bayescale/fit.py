@@ -347,7 +347,7 @@ def fit(
     # caller's settings win, then the law file's [sampling] table, then 1000 draws + 1000 tune
     draws = draws or the_law.sampling.get("draws", 1000)
     tune = tune or the_law.sampling.get("tune", 1000)
-    if "target_accept" in the_law.sampling and sampler == "nutpie":
+    if "target_accept" in the_law.sampling and sampler.startswith("nutpie"):
         sampler_kwargs.setdefault("target_accept", the_law.sampling["target_accept"])
     if isinstance(data, pd.DataFrame):
         data = ScalingData.from_frame(data)
@@ -395,7 +395,7 @@ def fit(
     report = diagnostics.check(idata, result.var_names)
     from bayescale._sampling import MULTIMODAL
 
-    if sampler == "nutpie" and MULTIMODAL:
+    if sampler.startswith("nutpie") and MULTIMODAL:
         report["problems"].extend(MULTIMODAL)
     meta["diagnostics"] = {k: v for k, v in report.items()}
     diagnostics.warn(report, f"fit of {the_law.name!r}")

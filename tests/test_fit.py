@@ -61,6 +61,49 @@ def test_refit_reuses_the_compiled_model(chinchilla_data, chinchilla_fit):
     assert time.perf_counter() - start < 10.0
 
 
+def test_compiled_law_is_kept_on_disk_and_reloaded(tmp_path, monkeypatch, chinchilla_data, chinchilla_fit):
+    """A new process (here: an emptied in-memory cache) loads the compiled law instead of compiling it."""
+    from bayescale import _compiled
+    from bayescale._sampling import clear_cache
+
+    monkeypatch.setenv("BAYESCALE_CACHE", str(tmp_path))
+    clear_cache()
+    bs.fit("chinchilla", chinchilla_data, seed=1, **FAST)  # compiles once, writes the cache file
+    assert len(list(tmp_path.glob("*.pkl"))) == 1
+    clear_cache()
+
+    def no_compile(*args, **kwargs):
+        raise AssertionError("compiled again although the law was cached on disk")
+
+    monkeypatch.setattr(_compiled, "_compile", no_compile)
+    start = time.perf_counter()
+    again = bs.fit("chinchilla", chinchilla_data, seed=1, **FAST)
+    assert time.perf_counter() - start < 30.0
+    np.testing.assert_array_equal(again.draws("alpha"), chinchilla_fit.draws("alpha"))  # same seed, same draws
+
+
+def test_corrupt_compile_cache_is_rebuilt(tmp_path, monkeypatch, chinchilla_data):
+    from bayescale._sampling import clear_cache
+
+    monkeypatch.setenv("BAYESCALE_CACHE", str(tmp_path))
+    clear_cache()
+    bs.fit("chinchilla", chinchilla_data, seed=1, draws=50, tune=50, chains=2, progress=False)
+    (cached,) = tmp_path.glob("*.pkl")
+    cached.write_bytes(b"not a pickle")  # e.g. a machine that died mid-write with another tool
+    clear_cache()
+    result = bs.fit("chinchilla", chinchilla_data, seed=1, draws=50, tune=50, chains=2, progress=False)
+    assert np.isfinite(result.draws("alpha")).all()
+    assert cached.read_bytes() != b"not a pickle"
+    clear_cache()
+
+
+def test_numba_backend_gives_a_posterior_like_the_default(chinchilla_data, chinchilla_fit):
+    other = bs.fit("chinchilla", chinchilla_data, seed=1, sampler="nutpie-numba", **FAST)
+    for name in ("alpha", "beta", "E"):
+        a, b = chinchilla_fit.draws(name), other.draws(name)
+        assert abs(np.median(a) - np.median(b)) < 0.25 * np.std(a), name
+
+
 def test_save_load_round_trip_identical(tmp_path, chinchilla_fit):
     path = chinchilla_fit.save(tmp_path / "fit.nc")
     loaded = bs.load(path)
