@@ -316,7 +316,7 @@ def fit(
     nu: float = 4.0,
     groups: Mapping[str, Mode] | None = None,
     pooling: str = "centred",
-    sampler: Sampler = "nutpie",
+    sampler: Sampler | None = None,
     progress: bool = True,
     flops_per_token_param: float = 6.0,
     discrepancy: float | None = None,
@@ -331,6 +331,11 @@ def fit(
     `likelihood="normal"` gives the plain log-normal model. `groups` maps a
     parameter to "shared" (default), "separate" (one per group) or "pooled" (per group, partially pooled;
     `pooling="non-centred"` for groups with very few runs each).
+
+    `sampler` defaults to the law file's [sampling] choice, else "nutpie": nutpie's NUTS on PyTensor C code
+    compiled once per law per machine (a new process loads it from disk). "nutpie-numba" compiles with Numba
+    in every new process (~10 s) but samples 2-5x faster: the better choice for long fits or many refits of
+    one law in one process (bench/nuts.py). "pymc" and "numpyro" run through pm.sample.
 
     `method="map"` skips sampling and returns a `PointFit` (bayescale.pointfit.map_fit): the Huber-loss
     point estimate of Hoffmann et al. / Besiroglu et al., found by variable projection from one start.
@@ -347,6 +352,7 @@ def fit(
     # caller's settings win, then the law file's [sampling] table, then 1000 draws + 1000 tune
     draws = draws or the_law.sampling.get("draws", 1000)
     tune = tune or the_law.sampling.get("tune", 1000)
+    sampler = sampler or the_law.sampling.get("sampler", "nutpie")
     if "target_accept" in the_law.sampling and sampler.startswith("nutpie"):
         sampler_kwargs.setdefault("target_accept", the_law.sampling["target_accept"])
     if isinstance(data, pd.DataFrame):

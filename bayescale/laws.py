@@ -295,12 +295,16 @@ def _design(design: Mapping[str, Any], inputs: list[str], path: str) -> dict[str
 
 
 def _sampling(sampling: Mapping[str, Any], path: str) -> dict[str, Any]:
-    """Sampler defaults a hard law needs (draws, tune, target_accept); the caller's arguments still win."""
+    """Sampler defaults a hard law needs (draws, tune, target_accept, sampler); the caller's arguments still win."""
     allowed = {"draws": int, "tune": int, "target_accept": float}
     for key, value in sampling.items():
+        if key == "sampler":
+            if value not in ("nutpie", "nutpie-numba", "pymc", "numpyro"):
+                raise _fail(path, "sampling.sampler", f"one of nutpie, nutpie-numba, pymc, numpyro, got {value!r}")
+            continue
         if key not in allowed or not isinstance(value, int | float) or isinstance(value, bool):
             raise _fail(path, f"sampling.{key}", f"allowed: {', '.join(allowed)} with numeric values, got {value!r}")
-    return {k: allowed[k](v) for k, v in sampling.items()}
+    return {k: allowed.get(k, str)(v) for k, v in sampling.items()}
 
 
 def _formula(expr: Any, known: set[str], path: str, fieldname: str) -> Formula:

@@ -8,7 +8,7 @@ draws/tune x 4 chains. Every row is a fresh Python process, so nothing is shared
   pymc                - pm.sample's default NUTS on the same model
 "start" is the time from the fit call until NUTS begins (load or compile, MAP start);
 ESS/s = the smallest bulk ESS over the law's parameters / the fit's wall time.
-Usage: python bench/nuts.py [--quick] [law ...]
+Usage: python bench/nuts.py [--quick] [law ...]   or   python bench/nuts.py --table LOG
 """
 
 from __future__ import annotations
@@ -66,6 +66,10 @@ def main() -> None:
 
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     draws = 300 if "--quick" in sys.argv else 0  # 0: the law's own default
+    if "--table" in sys.argv:  # re-render the JSON lines of an earlier run's log
+        rows = [json.loads(ln) for ln in open(args[0]) if ln.startswith("{")]
+        print_table(rows, draws)
+        return
     names = args or [n for n in bs.laws() if len(bs.law(n).design.get("ranges", {})) == len(bs.law(n).inputs)]
     rows = []
     for name in names:
@@ -77,6 +81,11 @@ def main() -> None:
         r["pymc"] = child(name, "pymc", draws, False, cache)
         rows.append(r)
         print(json.dumps(r), flush=True)
+    print_table(rows, draws)
+
+
+def print_table(rows: list[dict], draws: int) -> None:
+    """The README table from the per-law results (also: python bench/nuts.py --table LOG re-renders a log)."""
     print(
         "\n| law | PyMC wall (s) | PyMC ESS/s | C first fit (s) | C later: start (s) | C later wall (s) | C later ESS/s "
         "| **vs PyMC** | numba new process (s) | numba refit (s) | numba refit ESS/s | divergences C/PyMC |"
