@@ -10,6 +10,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from bayescale import _walk
 from bayescale.data import GROUP, ScalingData
 from bayescale.errors import BayescaleError
 from bayescale.laws import Law, Param, Prior
@@ -28,12 +29,22 @@ class ModelSpec:
     groups: tuple[str, ...] = ()  # group labels, empty when ungrouped
     modes: tuple[tuple[str, Mode], ...] = field(default=())  # (param, mode) for non-shared params
     pooling: Literal["centred", "non-centred"] = "centred"
+    walk: bool = False  # learned Brownian discrepancy in log compute (bayescale._walk)
 
     def mode(self, param: str) -> Mode:
         return dict(self.modes).get(param, "shared")
 
     def key(self) -> tuple:
-        return (self.law.source, self.law.path, self.likelihood, self.nu, len(self.groups), self.modes, self.pooling)
+        return (
+            self.law.source,
+            self.law.path,
+            self.likelihood,
+            self.nu,
+            len(self.groups),
+            self.modes,
+            self.pooling,
+            self.walk,
+        )
 
 
 def make_spec(
@@ -43,6 +54,7 @@ def make_spec(
     nu: float = 4.0,
     groups: Mapping[str, Mode] | None = None,
     pooling: str = "centred",
+    walk: bool = False,
 ) -> ModelSpec:
     """Validate the fit options against the law and the data and freeze them into a ModelSpec."""
     if likelihood not in ("normal", "student_t"):
@@ -61,7 +73,9 @@ def make_spec(
             "per-group parameters need a 'group' column in the data (map one with columns={'group': ...})"
         )
     modes_t = tuple(sorted((k, v) for k, v in modes.items() if v != "shared"))
-    return ModelSpec(law=law, likelihood=likelihood, nu=float(nu), groups=labels, modes=modes_t, pooling=pooling)
+    return ModelSpec(
+        law=law, likelihood=likelihood, nu=float(nu), groups=labels, modes=modes_t, pooling=pooling, walk=walk
+    )
 
 
 def data_arrays(spec: ModelSpec, data: ScalingData) -> dict[str, np.ndarray]:
@@ -75,6 +89,11 @@ def data_arrays(spec: ModelSpec, data: ScalingData) -> dict[str, np.ndarray]:
     if spec.groups:
         index = {g: i for i, g in enumerate(spec.groups)}
         out["group_idx"] = np.array([index[str(g)] for g in data.frame[GROUP]], dtype=np.int64)
+    if spec.walk:
+        pos = _walk.position(columns, law.inputs)
+        lo, hi = _walk.knot_range(pos)
+        out["walk_w"] = _walk.weights(pos, lo, hi)
+        out["walk_step"] = np.asarray((hi - lo) / (_walk.KNOTS - 1))
     return out
 
 
@@ -131,6 +150,13 @@ def build(spec: ModelSpec, arrays: Mapping[str, np.ndarray]) -> pm.Model:
                 params[name] = _pooled(param, consts, centred=spec.pooling == "centred")[idx]
         sigma = _rv("sigma", law.sigma_prior, consts)
         mu = pt.log(law.mean(params, inputs, consts, backend="pytensor"))
+        if spec.walk:  # Brownian motion on the knot grid, anchored at the smallest compute
+            tau = pm.HalfNormal("walk_tau", sigma=_walk.TAU_PRIOR)
+            steps = pm.Normal("walk_z", 0.0, 1.0, shape=_walk.KNOTS - 1)
+            step = pm.Data("walk_step", arrays["walk_step"])
+            delta = pt.concatenate([pt.zeros(1), pt.cumsum(tau * pt.sqrt(step) * steps)])
+            pm.Deterministic("walk_delta", delta)
+            mu = mu + pt.dot(pm.Data("walk_w", arrays["walk_w"]), delta)
         if spec.likelihood == "student_t":
             pm.StudentT("obs", nu=spec.nu, mu=mu, sigma=sigma, observed=log_y)
         else:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale import diagnostics
+from bayescale import _walk, diagnostics
 from bayescale._model import Likelihood, Mode, ModelSpec, data_arrays, make_spec
 from bayescale._sampling import Sampler, run
 from bayescale.data import GROUP, ScalingData, as_frame
@@ -31,6 +31,8 @@ FORMAT_VERSION = 1
 # Prior scale of the law's extra log-error per e-fold of extrapolation (see Fit._drift): chosen by the
 # held-out calibration tables in bench/calibration.py (README, "Calibration").
 DEFAULT_DISCREPANCY = 0.01
+# The learned Brownian discrepancy in log compute (bayescale._walk), also chosen by those tables.
+DEFAULT_WALK = False
 
 
 class Fit:
@@ -78,7 +80,8 @@ class Fit:
     def var_names(self) -> list[str]:
         """The law's parameters, its derived quantities and the noise scale, as summarised."""
         pooled = [f"{p}_{s}" for p, m in self.spec.modes if m == "pooled" for s in ("mu", "tau")]
-        return [*self.law.params, *pooled, *(n for n, _ in self.law.derived), "sigma"]
+        walk = ["walk_tau"] if self.spec.walk else []
+        return [*self.law.params, *pooled, *(n for n, _ in self.law.derived), "sigma", *walk]
 
     def _param_draws(self, frame: pd.DataFrame, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Each parameter's draws shaped to broadcast against n rows: (S, 1) shared, (S, n) per group."""
@@ -145,6 +148,14 @@ class Fit:
         scale = self.meta.get("discrepancy", 0.0)
         if scale:
             mean = mean * np.exp(self._drift(seed)[:, None] * self.distance(frame)[None, :])
+        if self.meta.get("walk"):  # the learned discrepancy, continued beyond the fitted range
+            columns = {
+                k: frame[k].to_numpy(dtype=float) if k in frame else np.median(upstream[k], 0) for k in self.law.inputs
+            }
+            pos = _walk.position(columns, self.law.inputs)
+            walk_rng = np.random.default_rng([seed, 104729])
+            lo, hi = self.meta["walk"]
+            mean = mean * np.exp(_walk.offsets(self.draws("walk_delta"), self.draws("walk_tau"), pos, lo, hi, walk_rng))
         return mean
 
     def distance(self, new: Any) -> np.ndarray:
@@ -320,6 +331,7 @@ def fit(
     progress: bool = True,
     flops_per_token_param: float = 6.0,
     discrepancy: float | None = None,
+    walk: bool | None = None,
     method: str = "nuts",
     **sampler_kwargs: Any,
 ) -> Fit | PointFit:
@@ -353,13 +365,17 @@ def fit(
     draws = draws or the_law.sampling.get("draws", 1000)
     tune = tune or the_law.sampling.get("tune", 1000)
     sampler = sampler or the_law.sampling.get("sampler", "nutpie")
+    discrepancy = DEFAULT_DISCREPANCY if discrepancy is None else discrepancy
+    walk = DEFAULT_WALK if walk is None else bool(walk)
+    if not isinstance(discrepancy, int | float) or discrepancy < 0:
+        raise BayescaleError(f"discrepancy must be a number >= 0 (the drift's prior scale), got {discrepancy!r}")
     if "target_accept" in the_law.sampling and sampler.startswith("nutpie"):
         sampler_kwargs.setdefault("target_accept", the_law.sampling["target_accept"])
     if isinstance(data, pd.DataFrame):
         data = ScalingData.from_frame(data)
     data = data.with_inputs(the_law.inputs, flops_per_token_param)
     data.check_for(the_law)
-    spec = make_spec(the_law, data, likelihood=likelihood, nu=nu, groups=groups, pooling=pooling)
+    spec = make_spec(the_law, data, likelihood=likelihood, nu=nu, groups=groups, pooling=pooling, walk=walk)
     arrays = data_arrays(spec, data)
     constants = {k[2:]: float(v) for k, v in arrays.items() if k.startswith("c_")}
     start = time.perf_counter()
@@ -394,7 +410,8 @@ def fit(
         "chains": chains,
         "flops_per_token_param": flops_per_token_param,
         "seconds": seconds,
-        "discrepancy": DEFAULT_DISCREPANCY if discrepancy is None else float(discrepancy),
+        "discrepancy": float(discrepancy),
+        "walk": list(_walk.knot_range(_walk.position(data.frame, the_law.inputs))) if walk else None,
         "frontier": _frontier(the_law, data),
     }
     result = Fit(the_law, idata, spec, constants, data, meta)
@@ -475,5 +492,6 @@ def load(path: str | Path) -> Fit:
         groups=tuple(meta["groups"]),
         modes=tuple(sorted(meta["modes"].items())),
         pooling=meta.get("pooling", "centred"),
+        walk=bool(meta.get("walk")),
     )
     return Fit(the_law, idata, spec, meta["constants"], data, meta)

@@ -4,7 +4,8 @@ For each data set and split (Chinchilla replication: top 20% of runs by compute 
 experiment: its largest one or two budgets held out) the chinchilla law is fitted on the rest and the held-out
 runs are predicted by: bayescale without discrepancy, bayescale with its default discrepancy, and the classic
 recipe (Huber-loss L-BFGS + bootstrap over runs) on exactly the same split. Prints a markdown table and writes
-it to bench/results/calibration.md. Usage: python bench/calibration.py [--discrepancy 0,0.01,0.02] [--boot 100]
+it to bench/results/calibration.md. Usage: python bench/calibration.py [--discrepancy 0,0.01,walk,walk+0.01] [--boot 100]
+(a number is the fixed drift's prior scale, 'walk' the learned Brownian discrepancy of bayescale/_walk.py)
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from pathlib import Path
 import pandas as pd
 
 import bayescale as bs
-from bayescale.fit import DEFAULT_DISCREPANCY
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 EXPERIMENTS = [
@@ -44,9 +44,23 @@ def splits() -> dict[str, tuple[bs.ScalingData, dict]]:
     return out
 
 
+def _discrepancy(text: str) -> dict:
+    """'0.01' -> drift scale only; 'walk' -> learned walk, no drift; 'walk+0.01' -> both."""
+    walk = text.startswith("walk")
+    scale = text.partition("+")[2] if walk else text
+    return {"walk": walk, "discrepancy": float(scale or 0.0)}
+
+
+def _label(text: str) -> str:
+    kind = {"0": "no discrepancy", "walk": "walk"}.get(text, f"drift {text}")
+    if text.startswith("walk+"):
+        kind = f"walk + drift {text[5:]}"
+    return f"bayescale default ({kind})" if text == "0.01" else f"bayescale, {kind}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--discrepancy", default=f"0,{DEFAULT_DISCREPANCY}")
+    parser.add_argument("--discrepancy", default="0,0.01,walk,walk+0.01")
     parser.add_argument("--boot", type=int, default=100)
     args = parser.parse_args()
     if not SHARED.exists():
@@ -54,10 +68,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
     rows = []
     for name, (data, opts) in splits().items():
-        methods = [
-            (f"bayescale, discrepancy {float(d):g}", dict(method="bayes", discrepancy=float(d)))
-            for d in args.discrepancy.split(",")
-        ]
+        methods = [(_label(d), dict(method="bayes", **_discrepancy(d))) for d in args.discrepancy.split(",")]
         methods.append((f"classic: Huber L-BFGS + {args.boot} bootstrap", dict(method="bootstrap", n_boot=args.boot)))
         for label, kwargs in methods:
             report = bs.calibration("chinchilla", data, **opts, **kwargs)
@@ -78,10 +89,11 @@ def main() -> None:
             )
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
-    text = table.to_markdown(index=False, floatfmt=".3g")
+    results = Path(__file__).parent / "results"
+    table.to_csv(results / "calibration.csv", index=False)  # first, so a formatting problem loses nothing
+    text = table.to_markdown(index=False, floatfmt=".3g")  # needs tabulate: pip install -e .[bench]
     print(text)
-    out = Path(__file__).parent / "results" / "calibration.md"
-    out.write_text(text + "\n")
+    (results / "calibration.md").write_text(text + "\n")
 
 
 if __name__ == "__main__":
