@@ -6,7 +6,7 @@ import dataclasses
 import os
 import warnings
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import arviz as az
 import numpy as np
@@ -93,7 +93,7 @@ def run(
                 compute_convergence_checks=False,
                 **kwargs,
             )
-    raise ValueError(f"sampler must be 'nutpie', 'pymc' or 'numpyro', got {sampler!r}")
+    raise ValueError(f"sampler must be one of {', '.join(get_args(Sampler))}, got {sampler!r}")
 
 
 MULTIMODAL: list[str] = []  # messages from the last MAP search, read by fit() for its diagnostics

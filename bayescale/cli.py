@@ -47,11 +47,15 @@ def fit_cmd(
     law: Annotated[str, typer.Option("--law", "-l", help="Law name or path to a TOML law file.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to save the fit (.nc).")],
     col: Annotated[list[str], typer.Option("--col", help="ROLE=COLUMN, e.g. N=params (repeatable).")] = [],  # noqa: B006
-    draws: int = 1000,
-    tune: int = 1000,
+    draws: Annotated[int | None, typer.Option(help="Draws per chain (default: the law's, else 1000).")] = None,
+    tune: Annotated[int | None, typer.Option(help="Tuning steps per chain (default: the law's, else 1000).")] = None,
     chains: int = 4,
     seed: int = 0,
     likelihood: Annotated[str, typer.Option(help="student_t (robust, default) or normal")] = "student_t",
+    walk: Annotated[bool, typer.Option(help="Add the learned discrepancy in log compute (README).")] = False,
+    sampler: Annotated[
+        str | None, typer.Option(help="nutpie (default), nutpie-numba, pymc or numpyro; default: the law's.")
+    ] = None,
     progress: bool = True,
 ) -> None:
     """Fit a law to the runs in CSV and save the posterior."""
@@ -60,7 +64,16 @@ def fit_cmd(
     columns = _pairs(col, "--col") or None
     data = bs.ScalingData.from_csv(csv, columns=columns)
     result = bs.fit(
-        law, data, draws=draws, tune=tune, chains=chains, seed=seed, likelihood=likelihood, progress=progress
+        law,
+        data,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        seed=seed,
+        likelihood=likelihood,
+        walk=walk,
+        sampler=sampler,
+        progress=progress,
     )
     from bayescale.report import frame_table
 

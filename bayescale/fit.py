@@ -9,7 +9,7 @@ import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import arviz as az
 import numpy as np
@@ -349,6 +349,10 @@ def fit(
     in every new process (~10 s) but samples 2-5x faster: the better choice for long fits or many refits of
     one law in one process (bench/nuts.py). "pymc" and "numpyro" run through pm.sample.
 
+    `discrepancy` is the prior scale of the drift that widens bands beyond the data (default 0.01, 0 = none);
+    `walk=True` adds the learned discrepancy of bayescale._walk (README, "Calibration"). Both only act
+    when predicting; the walk also enters the fit.
+
     `method="map"` skips sampling and returns a `PointFit` (bayescale.pointfit.map_fit): the Huber-loss
     point estimate of Hoffmann et al. / Besiroglu et al., found by variable projection from one start.
     """
@@ -365,6 +369,8 @@ def fit(
     draws = draws or the_law.sampling.get("draws", 1000)
     tune = tune or the_law.sampling.get("tune", 1000)
     sampler = sampler or the_law.sampling.get("sampler", "nutpie")
+    if sampler not in get_args(Sampler):
+        raise BayescaleError(f"sampler must be one of {', '.join(get_args(Sampler))}, got {sampler!r}")
     discrepancy = DEFAULT_DISCREPANCY if discrepancy is None else discrepancy
     walk = DEFAULT_WALK if walk is None else bool(walk)
     if not isinstance(discrepancy, int | float) or discrepancy < 0:

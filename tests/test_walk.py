@@ -55,6 +55,11 @@ def test_walk_fit_saves_loads_and_predicts_identically(tmp_path, chinchilla_data
     assert width[1] > width[0]  # wider far beyond the data than inside it
 
 
+def test_bad_sampler_is_named(chinchilla_data):
+    with pytest.raises(bs.BayescaleError, match="sampler must be one of nutpie, nutpie-numba"):
+        bs.fit("chinchilla", chinchilla_data, sampler="stan", **FAST)
+
+
 def test_bad_discrepancy_is_named(chinchilla_data):
     with pytest.raises(bs.BayescaleError, match="discrepancy must be"):
         bs.fit("chinchilla", chinchilla_data, discrepancy="gp", **FAST)
