@@ -3,7 +3,7 @@
 Each job: the `power` law on its own simulated data set (design_runs, 40 runs), draws=300, tune=300,
 chains=2, fitted, saved to netCDF and summarised, i.e. exactly `bayescale.many.run_job` in both arms.
 The sequential arm runs in this process (one compile, then 39 cached refits); the parallel arm starts a
-LocalCluster(n_workers=2, threads_per_worker=1, processes=True), so each worker compiles once. Wall
+LocalCluster(n_workers=2, threads_per_worker=1, processes=True); each worker loads the compiled law. Wall
 times include those compiles; cluster start-up is reported separately and included in the total.
 Writes bench/results/many.md and prints it.
 
@@ -86,11 +86,11 @@ def main() -> None:
         "",
         f"{len(jobs)} jobs: power law, 40 simulated runs each, draws={SETTINGS['draws']}, tune={SETTINGS['tune']}, "
         f"chains={SETTINGS['chains']}; every job is fitted, saved to netCDF and summarised in both arms.",
-        "nutpie runs the 2 chains of a fit on 2 threads, so the sequential loop already uses both cores while "
-        "sampling; the workers gain by overlapping the single-threaded parts (compile, start-point search, "
-        "diagnostics, saving) and pay one compile per worker.",
+        "With the default sampler the chains of one fit take turns on one core (C functions called under the "
+        "GIL), so two worker processes can use both cores; each worker loads the compiled law from the disk "
+        "cache instead of compiling it.",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; load average "
-        f"at the end {os.getloadavg()[0]:.1f} (shared with another engineer's test runs). "
+        f"at the end {os.getloadavg()[0]:.1f} "
         f"Date: {time.strftime('%Y-%m-%d')}.",
     ]
     text = "# fit_many: 2 local dask workers vs a sequential loop\n\n" + "\n".join(lines + notes) + "\n"
