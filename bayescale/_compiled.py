@@ -109,7 +109,7 @@ def _compile(spec: ModelSpec, arrays: Mapping[str, np.ndarray]) -> CFunctions:
     import pytensor
     import pytensor.tensor as pt
     from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords
-    from pymc.initial_point import make_initial_point_expression, make_initial_point_fn
+    from pymc.initial_point import make_initial_point_expression
 
     model = build(spec, arrays)
     n_dim, _, logp, expand, _, shape_info = _make_functions(
@@ -117,7 +117,7 @@ def _compile(spec: ModelSpec, arrays: Mapping[str, np.ndarray]) -> CFunctions:
         mode="FAST_RUN",
         compute_grad=True,
         join_expanded=False,
-        pymc_initial_point_fn=make_initial_point_fn(model=model, return_transformed=True),
+        pymc_initial_point_fn=lambda seed: {},  # unused: the start comes from support_point below
     )
     centres = make_initial_point_expression(
         free_rvs=model.free_RVs,

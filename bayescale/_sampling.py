@@ -6,14 +6,14 @@ import dataclasses
 import os
 import warnings
 from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 import arviz as az
 import numpy as np
 
 from bayescale._model import ModelSpec, build
+from bayescale.laws import Sampler
 
-Sampler = Literal["nutpie", "nutpie-numba", "pymc", "numpyro"]
 _NUMBA: dict[tuple, Any] = {}  # ModelSpec.key() -> nutpie numba-compiled model, reused via with_data
 # Measured on 6 simulated Chinchilla data sets (bench/backends.py): low-rank mass-matrix adaptation gives
 # ~3x the bulk ESS of the diagonal one at a quarter of the time; target_accept 0.95 removes most divergences.
@@ -54,7 +54,7 @@ def run(
 
         from bayescale._compiled import c_functions, nutpie_model
 
-        funcs = c_functions(spec, arrays)
+        funcs = c_functions(spec, arrays)  # also for Numba: the MAP search runs on the cached C functions
         start = _map_start(funcs, seed) if init == "map" else funcs.initial_point
         coords = {"group": list(spec.groups)} if spec.groups else {}
         if sampler == "nutpie":

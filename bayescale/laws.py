@@ -10,12 +10,15 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 from bayescale._formula import Formula, FormulaError, evaluate, parse
 from bayescale.errors import LawFileError, UnknownLawError
+
+# NUTS back-ends a fit can use; a law file may name its default in [sampling] (see bayescale._sampling).
+Sampler = Literal["nutpie", "nutpie-numba", "pymc", "numpyro"]
 
 # Distribution name -> (required arguments, optional arguments); only these may appear in law files.
 DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -299,8 +302,8 @@ def _sampling(sampling: Mapping[str, Any], path: str) -> dict[str, Any]:
     allowed = {"draws": int, "tune": int, "target_accept": float}
     for key, value in sampling.items():
         if key == "sampler":
-            if value not in ("nutpie", "nutpie-numba", "pymc", "numpyro"):
-                raise _fail(path, "sampling.sampler", f"one of nutpie, nutpie-numba, pymc, numpyro, got {value!r}")
+            if value not in get_args(Sampler):
+                raise _fail(path, "sampling.sampler", f"one of {', '.join(get_args(Sampler))}, got {value!r}")
             continue
         if key not in allowed or not isinstance(value, int | float) or isinstance(value, bool):
             raise _fail(path, f"sampling.{key}", f"allowed: {', '.join(allowed)} with numeric values, got {value!r}")

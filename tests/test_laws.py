@@ -62,6 +62,7 @@ def test_user_law_file_by_path(tmp_path):
         ),
         (lambda s: s.replace('inputs = ["N"]', "inputs = 3"), "inputs", "non-empty list"),
         (lambda s: s + '[params.unused]\nprior = { dist = "Normal", mu = 0, sigma = 1 }\n', "params", "never used"),
+        (lambda s: s + '\n[sampling]\nsampler = "stan"\n', "sampling.sampler", "one of nutpie, nutpie-numba"),
     ],
 )
 def test_malformed_law_file_names_file_field_and_problem(tmp_path, edit, field, problem):
@@ -99,3 +100,28 @@ def test_published_values_match_the_sampled_parameterisation(name):
     reported = {**values, **law.derived_values(values, constants)}
     for key, published in law.published.items():
         assert math.isclose(float(reported[key]), published, rel_tol=2e-3), (key, reported[key], published)
+
+
+def test_law_file_sampler_is_the_fit_default(tmp_path, monkeypatch):
+    """A law's [sampling] sampler reaches the sampler unless the caller names another."""
+    import importlib
+
+    from bayescale.simulate import simulate
+
+    fit_module = importlib.import_module("bayescale.fit")  # the module, not the function bayescale.fit
+
+    path = tmp_path / "mine.toml"
+    path.write_text(GOOD + '\n[sampling]\nsampler = "nutpie-numba"\n')
+    seen = []
+
+    def record(*args, sampler, **kwargs):
+        seen.append(sampler)
+        raise RuntimeError("stop before sampling")
+
+    monkeypatch.setattr(fit_module, "run", record)
+    law = bs.law(str(path))
+    data = simulate(law, {"N": np.geomspace(1e7, 1e10, 12)}, params={"E": 1.0, "a": 0.0, "alpha": 0.5}, seed=0)
+    for sampler in (None, "nutpie"):
+        with pytest.raises(RuntimeError, match="stop before sampling"):
+            bs.fit(law, data, sampler=sampler)
+    assert seen == ["nutpie-numba", "nutpie"]
