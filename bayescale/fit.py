@@ -346,7 +346,7 @@ def fit(
 
     `sampler` defaults to the law file's [sampling] choice, else "nutpie": nutpie's NUTS on PyTensor C code
     compiled once per law per machine (a new process loads it from disk). "nutpie-numba" compiles with Numba
-    in every new process (~10 s) but samples 2-5x faster: the better choice for long fits or many refits of
+    in every new process (~10 s) but samples 2-8x faster: the better choice for long fits or many refits of
     one law in one process (bench/nuts.py). "pymc" and "numpyro" run through pm.sample.
 
     `discrepancy` is the prior scale of the drift that widens bands beyond the data (default 0.01, 0 = none);
