@@ -53,6 +53,9 @@ def fit_cmd(
     seed: int = 0,
     likelihood: Annotated[str, typer.Option(help="student_t (robust, default) or normal")] = "student_t",
     walk: Annotated[bool, typer.Option(help="Add the learned discrepancy in log compute (README).")] = False,
+    discrepancy: Annotated[
+        str, typer.Option(help="Drift beyond the data: auto (learned by leave-future-out) or a fixed scale, e.g. 0.01.")
+    ] = "auto",
     sampler: Annotated[
         str | None, typer.Option(help="nutpie (default), nutpie-numba, pymc or numpyro; default: the law's.")
     ] = None,
@@ -72,16 +75,27 @@ def fit_cmd(
         seed=seed,
         likelihood=likelihood,
         walk=walk,
+        discrepancy=_number_or_auto(discrepancy, "--discrepancy"),
         sampler=sampler,
         progress=progress,
     )
     from bayescale.report import frame_table
 
     console.print(frame_table(result.summary(), f"{result.law.name} on {csv} (90% HDI)"))
+    console.print(result.extrapolation_note, highlight=False)
     for problem in result.diagnostics["problems"]:
         console.print(f"[yellow]warning:[/] {problem}")
     result.save(out)
     console.print(f"saved to {out}")
+
+
+def _number_or_auto(text: str, option: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise BayescaleError(f"{option}: expected 'auto' or a number, got {text!r}") from None
 
 
 @app.command("predict")
@@ -120,6 +134,7 @@ def summary_cmd(fit_path: Path, prob: float = 0.9) -> None:
 
     result = bs.load(fit_path)
     console.print(frame_table(result.summary(prob=prob), f"{result.law.name} ({prob:.0%} HDI)"))
+    console.print(result.extrapolation_note, highlight=False)
 
 
 @app.command("allocate")

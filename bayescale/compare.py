@@ -10,6 +10,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
+from bayescale import _discrepancy
 from bayescale.errors import BayescaleError
 
 if TYPE_CHECKING:
@@ -80,14 +81,9 @@ def _order_column(fit: Fit, by: str) -> np.ndarray:
 
 def log_predictive_density(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
     """Per held-out run: log of the posterior-mean predictive density of its log-target (nats)."""
-    from scipy import stats
     from scipy.special import logsumexp
 
-    mean = fit.mean_draws(frame)
-    sigma = fit.draws("sigma")[:, None]
-    resid = np.log(frame[fit.law.target].to_numpy(dtype=float))[None, :] - np.log(mean)
-    dist = stats.t(df=fit.spec.nu) if fit.spec.likelihood == "student_t" else stats.norm()
-    ll = dist.logpdf(resid / sigma) - np.log(sigma)
+    ll = fit._loglik(frame, fit.mean_draws(frame))
     return logsumexp(ll, axis=0) - np.log(ll.shape[0])
 
 
@@ -121,7 +117,7 @@ def leave_future_out(
                 "nu": fitted.spec.nu,
                 "chains": fitted.meta.get("chains", 4),
                 "progress": False,
-                "discrepancy": fitted.meta.get("discrepancy", 0.0),
+                "discrepancy": _discrepancy.option_of(fitted.meta.get("discrepancy", 0.0)),
                 **fit_kwargs,
             }
             with warnings.catch_warnings():

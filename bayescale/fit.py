@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale import _walk, diagnostics
+from bayescale import _discrepancy, _walk, diagnostics
 from bayescale._model import Likelihood, Mode, ModelSpec, data_arrays, make_spec
 from bayescale._sampling import Sampler, run
 from bayescale.data import GROUP, ScalingData, as_frame
@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     from bayescale.pointfit import PointFit
 
 FORMAT_VERSION = 1
-# Prior scale of the law's extra log-error per e-fold of extrapolation (see Fit._drift): chosen by the
-# held-out calibration tables in bench/calibration.py (README, "Calibration").
-DEFAULT_DISCREPANCY = 0.01
+# The extrapolation drift's prior scale per e-fold beyond the data: "auto" learns it by leave-future-out
+# inside the data (bayescale._discrepancy); chosen by the held-out tables of bench/calibration.py (README).
+DEFAULT_DISCREPANCY = "auto"
 # The learned Brownian discrepancy in log compute (bayescale._walk), also chosen by those tables.
 DEFAULT_WALK = False
 
@@ -145,9 +145,9 @@ class Fit:
         inputs = {k: upstream[k] if k in upstream else frame[k].to_numpy(dtype=float)[None, :] for k in self.law.inputs}
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             mean = np.broadcast_to(self.law.mean(params, inputs, self.constants), (self.n_draws, len(frame)))
-        scale = self.meta.get("discrepancy", 0.0)
-        if scale:
-            mean = mean * np.exp(self._drift(seed)[:, None] * self.distance(frame)[None, :])
+        if _discrepancy.is_active(self.meta.get("discrepancy", 0.0)):
+            shift = _discrepancy.shift_draws(self.meta["discrepancy"], self.distance(frame), self.n_draws, seed)
+            mean = mean * np.exp(shift)
         if self.meta.get("walk"):  # the learned discrepancy, continued beyond the fitted range
             columns = {
                 k: frame[k].to_numpy(dtype=float) if k in frame else np.median(upstream[k], 0) for k in self.law.inputs
@@ -179,11 +179,16 @@ class Fit:
                     total += np.where(np.isfinite(excess), np.maximum(excess, 0.0), 0.0) ** 2
         return np.sqrt(total)
 
-    def _drift(self, seed: int) -> np.ndarray:
-        """Per draw, the law's log-error per unit log-distance beyond the data: tau z, tau ~ HalfNormal(scale)."""
-        rng = np.random.default_rng([seed, 7919])
-        tau = np.abs(rng.normal(0.0, self.meta["discrepancy"], self.n_draws))
-        return tau * rng.standard_normal(self.n_draws)
+    def _loglik(self, frame: pd.DataFrame, mean: np.ndarray) -> np.ndarray:
+        """Log density of each row's log-target given the law's value per draw `mean` (S*k, n): (S*k, n).
+
+        `mean` may stack k copies of the posterior (rows cycle through the draws k times)."""
+        from scipy import stats
+
+        sigma = np.tile(self.draws("sigma"), mean.shape[0] // self.n_draws)[:, None]
+        resid = np.log(frame[self.law.target].to_numpy(dtype=float))[None, :] - np.log(mean)
+        dist = stats.t(df=self.spec.nu) if self.spec.likelihood == "student_t" else stats.norm()
+        return dist.logpdf(resid / sigma) - np.log(sigma)
 
     def _upstream_draws(self, new: Any, from_fit: Fit, seed: int) -> dict[str, np.ndarray]:
         name = from_fit.law.target
@@ -254,6 +259,11 @@ class Fit:
         if published:
             table["published"] = [published.get(i.split("[")[0], np.nan) for i in table.index]
         return table
+
+    @property
+    def extrapolation_note(self) -> str:
+        """How the bands widen beyond the fitted runs, in words (learned or fixed drift scale)."""
+        return _discrepancy.describe(self.meta.get("discrepancy", 0.0))
 
     @property
     def diagnostics(self) -> dict:
@@ -330,7 +340,7 @@ def fit(
     sampler: Sampler | None = None,
     progress: bool = True,
     flops_per_token_param: float = 6.0,
-    discrepancy: float | None = None,
+    discrepancy: float | str | None = None,
     walk: bool | None = None,
     method: str = "nuts",
     **sampler_kwargs: Any,
@@ -349,9 +359,10 @@ def fit(
     in every new process (~10 s) but samples 2-8x faster: the better choice for long fits or many refits of
     one law in one process (bench/nuts.py). "pymc" and "numpyro" run through pm.sample.
 
-    `discrepancy` is the prior scale of the drift that widens bands beyond the data (default 0.01, 0 = none);
-    `walk=True` adds the learned discrepancy of bayescale._walk (README, "Calibration"). Both only act
-    when predicting; the walk also enters the fit.
+    `discrepancy` sets the drift that widens bands beyond the data: "auto" (default) learns its scale by
+    refitting without the largest 20% of runs and scoring how well the law predicted them (one extra fit,
+    bayescale._discrepancy); a number fixes the prior scale per e-fold (0 = none). `walk=True` adds the
+    learned discrepancy of bayescale._walk (README, "Calibration"). The drift acts only when predicting.
 
     `method="map"` skips sampling and returns a `PointFit` (bayescale.pointfit.map_fit): the Huber-loss
     point estimate of Hoffmann et al. / Besiroglu et al., found by variable projection from one start.
@@ -373,8 +384,10 @@ def fit(
         raise BayescaleError(f"sampler must be one of {', '.join(get_args(Sampler))}, got {sampler!r}")
     discrepancy = DEFAULT_DISCREPANCY if discrepancy is None else discrepancy
     walk = DEFAULT_WALK if walk is None else bool(walk)
-    if not isinstance(discrepancy, int | float) or discrepancy < 0:
-        raise BayescaleError(f"discrepancy must be a number >= 0 (the drift's prior scale), got {discrepancy!r}")
+    if discrepancy != "auto" and (not isinstance(discrepancy, int | float) or discrepancy < 0):
+        raise BayescaleError(
+            f"discrepancy must be 'auto' or a number >= 0 (the drift's prior scale), got {discrepancy!r}"
+        )
     if "target_accept" in the_law.sampling and sampler.startswith("nutpie"):
         sampler_kwargs.setdefault("target_accept", the_law.sampling["target_accept"])
     if isinstance(data, pd.DataFrame):
@@ -416,7 +429,7 @@ def fit(
         "chains": chains,
         "flops_per_token_param": flops_per_token_param,
         "seconds": seconds,
-        "discrepancy": float(discrepancy),
+        "discrepancy": discrepancy if discrepancy == "auto" else float(discrepancy),
         "walk": list(_walk.knot_range(_walk.position(data.frame, the_law.inputs))) if walk else None,
         "frontier": _frontier(the_law, data),
     }
@@ -428,6 +441,20 @@ def fit(
         report["problems"].extend(MULTIMODAL)
     meta["diagnostics"] = {k: v for k, v in report.items()}
     diagnostics.warn(report, f"fit of {the_law.name!r}")
+    if discrepancy == "auto":
+        options = dict(draws=draws, tune=tune, chains=chains, seed=seed, likelihood=likelihood, nu=nu)
+        options |= dict(groups=groups, pooling=pooling, sampler=sampler, walk=walk, **sampler_kwargs)
+        options |= dict(progress=False, flops_per_token_param=flops_per_token_param, discrepancy=0.0)
+        start = time.perf_counter()
+        meta["discrepancy"] = _discrepancy.learn(the_law, data, lambda part: fit(the_law, part, **options), seed)
+        meta["discrepancy"]["seconds"] = time.perf_counter() - start
+        if _discrepancy.spread_at(meta["discrepancy"]) > _discrepancy.POOR:
+            warnings.warn(
+                f"fit of {the_law.name!r}: {_discrepancy.describe(meta['discrepancy'])} The law predicts your own "
+                "largest runs poorly, so bands beyond the data widen fast; compare other laws "
+                "(bayescale.compare(..., method='lfo')).",
+                stacklevel=2,
+            )
     return result
 
 
@@ -461,14 +488,8 @@ def _finish(
 
 
 def _pointwise_loglik(idata: az.InferenceData, spec: ModelSpec, data: ScalingData, constants: dict) -> np.ndarray:
-    from scipy import stats
-
     tmp = Fit(spec.law, idata, spec, constants, data, {})
-    mean = tmp.mean_draws(data.frame)
-    resid = np.log(data[spec.law.target])[None, :] - np.log(mean)
-    sigma = tmp.draws("sigma")[:, None]
-    dist = stats.t(df=spec.nu) if spec.likelihood == "student_t" else stats.norm()
-    ll = dist.logpdf(resid / sigma) - np.log(sigma)
+    ll = tmp._loglik(data.frame, tmp.mean_draws(data.frame))
     post = idata.posterior
     return ll.reshape(post.sizes["chain"], post.sizes["draw"], -1)
 

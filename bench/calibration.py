@@ -2,10 +2,12 @@
 
 For each data set and split (Chinchilla replication: top 20% of runs by compute held out; each IsoFLOP
 experiment: its largest one or two budgets held out) the chinchilla law is fitted on the rest and the held-out
-runs are predicted by: bayescale without discrepancy, bayescale with its default discrepancy, and the classic
-recipe (Huber-loss L-BFGS + bootstrap over runs) on exactly the same split. Prints a markdown table and writes
-it to bench/results/calibration.md. Usage: python bench/calibration.py [--discrepancy 0,0.01,walk,walk+0.01] [--boot 100]
-(a number is the fixed drift's prior scale, 'walk' the learned Brownian discrepancy of bayescale/_walk.py)
+runs are predicted by bayescale with each discrepancy option, and by the classic recipe (Huber-loss L-BFGS +
+bootstrap over runs) on exactly the same split; a last block pools every split's held-out runs per method.
+Prints a markdown table and writes it to bench/results/calibration.md.
+Usage: python bench/calibration.py [--discrepancy auto,0,0.01,walk+0.01] [--boot 100]
+('auto' is the default learned drift, a number a fixed drift scale, 'walk' the Brownian discrepancy of
+bayescale/_walk.py, 'walk+X' both)
 """
 
 from __future__ import annotations
@@ -45,22 +47,34 @@ def splits() -> dict[str, tuple[bs.ScalingData, dict]]:
 
 
 def _discrepancy(text: str) -> dict:
-    """'0.01' -> drift scale only; 'walk' -> learned walk, no drift; 'walk+0.01' -> both."""
+    """'auto' -> learned drift; '0.01' -> fixed drift scale; 'walk' -> walk, no drift; 'walk+0.01' -> both."""
     walk = text.startswith("walk")
     scale = text.partition("+")[2] if walk else text
-    return {"walk": walk, "discrepancy": float(scale or 0.0)}
+    return {"walk": walk, "discrepancy": scale if scale == "auto" else float(scale or 0.0)}
 
 
 def _label(text: str) -> str:
-    kind = {"0": "no discrepancy", "walk": "walk"}.get(text, f"drift {text}")
+    kind = {"0": "no discrepancy", "walk": "walk", "auto": "learned drift"}.get(text, f"drift {text}")
     if text.startswith("walk+"):
         kind = f"walk + drift {text[5:]}"
-    return f"bayescale default ({kind})" if text == "0.01" else f"bayescale, {kind}"
+    return f"bayescale default ({kind})" if text == "auto" else f"bayescale, {kind}"
+
+
+def pooled(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per method over every split: coverages weighted by held-out runs, mean width and log score."""
+    weighted = ["cov 50%", "cov 80%", "cov 90%", "cov 95%", "90% width (rel.)", "log score"]
+    rows = []
+    for method, part in table.groupby("method", sort=False):
+        n = part["n held out"]
+        row = {"data set, held out": "all splits pooled", "method": method, "n held out": int(n.sum())}
+        row |= {c: float((part[c] * n).sum() / n.sum()) for c in weighted}
+        rows.append(row | {"seconds": float(part["seconds"].sum())})
+    return pd.DataFrame(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--discrepancy", default="0,0.01,walk,walk+0.01")
+    parser.add_argument("--discrepancy", default="auto,0,0.01,walk+0.01")
     parser.add_argument("--boot", type=int, default=100)
     args = parser.parse_args()
     if not SHARED.exists():
@@ -89,6 +103,7 @@ def main() -> None:
             )
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
+    table = pd.concat([table, pooled(table)], ignore_index=True)
     results = Path(__file__).parent / "results"
     table.to_csv(results / "calibration.csv", index=False)  # first, so a formatting problem loses nothing
     text = table.to_markdown(index=False, floatfmt=".3g")  # needs tabulate: pip install -e .[bench]

@@ -51,6 +51,7 @@ def test_fit_then_predict(runs_csv, tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out_path.exists() and "alpha" in out.stdout
+    assert "Extrapolation drift learned by leave-future-out" in out.stdout
     pred = cli("predict", str(out_path), "--at", "N=7e10,D=1.4e12", "--prob", "0.9")
     assert pred.returncode == 0, pred.stderr
     assert "median" in pred.stdout and "7e+10" in pred.stdout
@@ -67,6 +68,10 @@ def test_fit_then_predict(runs_csv, tmp_path):
         ),
         (["fit", "{csv}", "--law", "chinchilla", "-o", "x.nc", "--col", "N=parms"], "missing column 'parms'"),
         (["predict", "nothere.nc", "--at", "N=1e9,D=1e10"], "no saved fit at nothere.nc"),
+        (
+            ["fit", "{csv}", "--law", "chinchilla", "-o", "x.nc", "--discrepancy", "gp"],
+            "--discrepancy: expected 'auto' or a number, got 'gp'",
+        ),
         (["predict", "{csv}", "--at", "N=1e9"], "is not a bayescale fit"),
     ],
 )

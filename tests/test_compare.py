@@ -70,11 +70,11 @@ def test_calibrated_when_the_law_is_true():
     assert 0.80 <= inside / total <= 0.99, inside / total
 
 
-def misspecified(n=150, seed=0):
-    """Chinchilla that bends upward beyond 1e21 FLOPs (e.g. data running out): +1% loss per e-fold of compute."""
+def misspecified(n=150, seed=0, bend_at=1e21, rate=0.01):
+    """Chinchilla that bends upward beyond `bend_at` FLOPs (e.g. data running out): +`rate` log-loss per e-fold."""
     runs = chinchilla_runs(n=n, noise=0.005, seed=seed, n_range=(7e7, 1.6e10), d_range=(5e9, 5e11)).frame
     c = 6 * runs.N * runs.D
-    runs["loss"] = runs["loss"] * np.exp(0.01 * np.maximum(0.0, np.log(c / 1e21)))
+    runs["loss"] = runs["loss"] * np.exp(rate * np.maximum(0.0, np.log(c / bend_at)))
     return bs.ScalingData.from_frame(runs)
 
 

@@ -1,0 +1,91 @@
+"""The default extrapolation drift, its scale learned by leave-future-out inside the data (bayescale._discrepancy)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale as bs
+from bayescale import _discrepancy
+from bayescale.simulate import chinchilla_runs, design_runs
+from tests.conftest import FAST, shared_path
+from tests.test_compare import misspecified
+
+# A bend that starts inside the fitted runs and is steeper than the 0.01 floor
+BEND_AT, BEND_RATE = 1e20, 0.04
+
+
+def test_drift_draws_fixed_and_learned():
+    unit, _ = _discrepancy.unit_drift(4000, 3)
+    np.testing.assert_allclose(_discrepancy.drift_draws(0.02, 4000, seed=3), 0.02 * unit)
+    setting = {"scales": [0.01, 0.1], "weights": [0.25, 0.75]}
+    mixed = _discrepancy.drift_draws(setting, 4000, seed=3)
+    scales = mixed / unit
+    assert set(np.round(scales, 6)) == {0.01, 0.1}
+    assert np.mean(np.isclose(scales, 0.1)) == pytest.approx(0.75, abs=0.03)  # 5 s.e. for 4000 draws
+    assert _discrepancy.scale_of(setting) == pytest.approx(0.0775)
+    np.testing.assert_array_equal(mixed, _discrepancy.drift_draws(setting, 4000, seed=3))
+    assert not _discrepancy.is_active(0.0) and _discrepancy.is_active(setting)
+
+
+def test_true_law_keeps_the_floor_scale(chinchilla_fit):
+    """Simulated from the law itself: the 30 largest runs are predicted well, so the scale stays near 0.01."""
+    setting = chinchilla_fit.meta["discrepancy"]
+    assert setting["learned"] and setting["heldout_runs"] == 30
+    assert _discrepancy.scale_of(setting) < 0.02, setting
+    assert setting["heldout_rms_log_error"] < 0.02
+    assert "refitted without the 30 runs" in chinchilla_fit.extrapolation_note
+
+
+def test_learned_scale_is_saved_and_reproducible(tmp_path, chinchilla_data, chinchilla_fit):
+    loaded = bs.load(chinchilla_fit.save(tmp_path / "fit.nc"))
+    assert loaded.meta["discrepancy"] == chinchilla_fit.meta["discrepancy"]
+    again = bs.fit("chinchilla", chinchilla_data, seed=1, **FAST)
+    assert again.meta["discrepancy"]["weights"] == chinchilla_fit.meta["discrepancy"]["weights"]
+    beyond = pd.DataFrame({"N": [7e10], "D": [1.4e12]})
+    pd.testing.assert_frame_equal(loaded.predict(beyond), again.predict(beyond))
+
+
+def test_too_few_runs_fall_back_to_the_floor_and_say_why():
+    fitted = bs.fit("chinchilla", chinchilla_runs(n=12, seed=5), seed=0, **FAST)
+    setting = fitted.meta["discrepancy"]
+    assert not setting["learned"] and setting["scales"] == [0.01]
+    assert "too few runs" in fitted.extrapolation_note and "12 runs" in fitted.extrapolation_note
+
+
+def test_learned_drift_covers_a_bend_inside_the_data_where_the_fixed_floor_does_not():
+    """The law bends away within the largest fitted runs: leave-future-out sees it and widens the bands."""
+    data = misspecified(bend_at=BEND_AT, rate=BEND_RATE)
+    fixed = bs.calibration("chinchilla", data, fraction=0.25, discrepancy=0.01, **FAST).table.set_index("prob")
+    learned = bs.calibration("chinchilla", data, fraction=0.25, **FAST).table.set_index("prob")
+    assert fixed.loc[0.9, "coverage"] < 0.6, fixed
+    assert learned.loc[0.9, "coverage"] >= 0.8, learned
+    assert learned.loc[0.9, "mean_rel_width"] < 0.25, learned
+
+
+def test_poor_extrapolation_inside_the_data_is_reported_in_words():
+    with pytest.warns(UserWarning, match="predicts your own largest runs poorly"):
+        fitted = bs.fit("chinchilla", misspecified(bend_at=BEND_AT, rate=BEND_RATE), seed=0, **FAST)
+    assert _discrepancy.scale_of(fitted.meta["discrepancy"]) > _discrepancy.POOR
+
+
+def test_default_covers_the_real_misfitting_sweep():
+    """The sweep where the fixed 0.01 drift under-covered (4 of 7 held-out runs): the learned one covers."""
+    iso = pd.read_csv(shared_path("isoflops", "isoflops.csv"))
+    data = bs.ScalingData.from_frame(
+        iso[iso.experiment == "misfitting__fineweb_c4__transformer"],
+        columns={"N": "params", "D": "tokens", "C": "budget", "loss": "loss"},
+    )
+    report = bs.calibration("chinchilla", data, holdout="budget", n_budgets=2, **FAST)
+    row = report.table.set_index("prob").loc[0.9]
+    assert row.n_heldout == 7 and row.coverage >= 6 / 7, report
+    assert row.mean_rel_width < 0.1
+
+
+@pytest.mark.parametrize("name", bs.laws())
+def test_every_law_orders_its_runs_for_leave_future_out(name):
+    law = bs.law(name)
+    if not law.design.get("ranges"):
+        pytest.skip(f"{name} has no simulation design")
+    data = design_runs(law, seed=0)
+    order, by = _discrepancy.order_of(law, data.with_inputs(law.inputs).frame)
+    assert order.shape == (len(data),) and np.all(np.isfinite(order)) and np.ptp(order) > 0, by
