@@ -38,7 +38,7 @@ FRACTION = 0.2  # share of the runs, the largest by compute, held out to learn t
 FALLBACK = SCALES[0]  # the scale used when the data are too few to hold any out
 MIN_HELDOUT = 3
 MIN_SPARE = 3  # the inner fit needs at least this many runs beyond the law's parameter count
-POOR = 0.05  # a learned rms shift one e-fold out above this is reported: the law extrapolated poorly
+POOR = 0.02  # a learned rms shift one e-fold out above this (2x the floor's), with misses beyond the noise, is reported
 SCORE_ROWS = 8000  # posterior x discrepancy draws used to score each pair (smooths the Monte Carlo estimate)
 
 
@@ -162,9 +162,18 @@ def learn(law: Law, data: ScalingData, refit: Callable[[ScalingData], Fit], seed
         "heldout_runs": n_out,
         "cutoff": {by: float(np.exp(cut))},
         "heldout_rms_log_error": float(np.sqrt(np.mean(error**2))),
+        "run_noise": float(np.median(inner_fit.draws("sigma"))),
         "heldout_max_distance": float(inner_fit.distance(heldout).max()),
         "inner_divergences": inner_fit.meta["diagnostics"].get("divergences"),
     }
+
+
+def is_poor(setting: Any) -> bool:
+    """The law extrapolated poorly inside the data: wide learned shift, and misses well beyond the run noise
+    (a few held-out runs alone widen the bands without being called poor)."""
+    if not isinstance(setting, dict) or not setting.get("learned"):
+        return False
+    return spread_at(setting) > POOR and setting["heldout_rms_log_error"] > 2 * setting["run_noise"]
 
 
 def fallback(reason: str) -> dict[str, Any]:

@@ -34,6 +34,7 @@ def run_demo(
     )
     result = fit(chinchilla, data, draws=draws, tune=draws, chains=chains, seed=seed, progress=True)
     console.print(f"sampled in {result.meta['seconds']:.1f} s (including compilation on first use)")
+    console.print(result.extrapolation_note, highlight=False)
     console.print(frame_table(result.summary(prob=0.9), "Posterior (90% HDI)"))
     pred = result.predict(TARGET, prob=0.9)
     truth = float(chinchilla.mean({k: p.value for k, p in chinchilla.params.items()}, TARGET, result.constants))

@@ -448,7 +448,7 @@ def fit(
         start = time.perf_counter()
         meta["discrepancy"] = _discrepancy.learn(the_law, data, lambda part: fit(the_law, part, **options), seed)
         meta["discrepancy"]["seconds"] = time.perf_counter() - start
-        if _discrepancy.spread_at(meta["discrepancy"]) > _discrepancy.POOR:
+        if _discrepancy.is_poor(meta["discrepancy"]):
             warnings.warn(
                 f"fit of {the_law.name!r}: {_discrepancy.describe(meta['discrepancy'])} The law predicts your own "
                 "largest runs poorly, so bands beyond the data widen fast; compare other laws "

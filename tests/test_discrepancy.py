@@ -1,5 +1,7 @@
 """The default extrapolation drift, its scale learned by leave-future-out inside the data (bayescale._discrepancy)."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,17 +16,25 @@ from tests.test_compare import misspecified
 BEND_AT, BEND_RATE = 1e20, 0.04
 
 
-def test_drift_draws_fixed_and_learned():
-    unit, _ = _discrepancy.unit_drift(4000, 3)
-    np.testing.assert_allclose(_discrepancy.drift_draws(0.02, 4000, seed=3), 0.02 * unit)
-    setting = {"scales": [0.01, 0.1], "weights": [0.25, 0.75]}
-    mixed = _discrepancy.drift_draws(setting, 4000, seed=3)
-    scales = mixed / unit
-    assert set(np.round(scales, 6)) == {0.01, 0.1}
-    assert np.mean(np.isclose(scales, 0.1)) == pytest.approx(0.75, abs=0.03)  # 5 s.e. for 4000 draws
+def test_shift_draws_fixed_and_learned():
+    distance = np.array([0.0, 0.05, 1.0, 3.0])
+    slope, edge, _ = _discrepancy.unit_draws(4000, 3)
+    fixed = _discrepancy.shift_draws(0.02, distance, 4000, seed=3)
+    np.testing.assert_allclose(fixed, 0.02 * slope[:, None] * distance[None, :])  # a fixed scale: slope only
+    setting = {"scales": [0.01, 0.1], "offsets": [0.0, 0.03], "weights": [0.25, 0.75]}
+    mixed = _discrepancy.shift_draws(setting, distance, 4000, seed=3)
+    assert np.all(mixed[:, 0] == 0.0)  # nothing moves inside the data
+    ramp = 1 - np.exp(-distance / _discrepancy.RAMP)
+    narrow = np.isclose(mixed[:, 3], 0.01 * slope * 3.0)  # draws given the first pair: slope only
+    assert np.mean(narrow) == pytest.approx(0.25, abs=0.035)  # 5 s.e. for 4000 draws
+    np.testing.assert_allclose(mixed[~narrow, 3], 0.1 * slope[~narrow] * 3.0 + 0.03 * edge[~narrow] * ramp[3])
     assert _discrepancy.scale_of(setting) == pytest.approx(0.0775)
-    np.testing.assert_array_equal(mixed, _discrepancy.drift_draws(setting, 4000, seed=3))
+    assert _discrepancy.offset_of(setting) == pytest.approx(0.0225)
+    # rms shift one e-fold out: sqrt(0.25 * 0.01^2 + 0.75 * (0.1^2 + (0.03 * ramp(1))^2))
+    assert _discrepancy.spread_at(setting) == pytest.approx(np.sqrt(0.25e-4 + 0.75 * (0.01 + (0.03 * ramp[2]) ** 2)))
+    np.testing.assert_array_equal(mixed, _discrepancy.shift_draws(setting, distance, 4000, seed=3))
     assert not _discrepancy.is_active(0.0) and _discrepancy.is_active(setting)
+    assert _discrepancy.is_active({"scales": [0.0], "offsets": [0.01], "weights": [1.0]})
 
 
 def test_true_law_keeps_the_floor_scale(chinchilla_fit):
@@ -46,10 +56,20 @@ def test_learned_scale_is_saved_and_reproducible(tmp_path, chinchilla_data, chin
 
 
 def test_too_few_runs_fall_back_to_the_floor_and_say_why():
-    fitted = bs.fit("chinchilla", chinchilla_runs(n=12, seed=5), seed=0, **FAST)
+    fitted = bs.fit("chinchilla", chinchilla_runs(n=10, seed=5), seed=0, **FAST)
     setting = fitted.meta["discrepancy"]
     assert not setting["learned"] and setting["scales"] == [0.01]
-    assert "too few runs" in fitted.extrapolation_note and "12 runs" in fitted.extrapolation_note
+    assert "too few runs" in fitted.extrapolation_note and "10 runs, 2 above the cut" in fitted.extrapolation_note
+
+
+def test_few_heldout_runs_widen_without_a_false_alarm():
+    """12 runs from the law itself: 3 held out are little evidence, so the bands widen, but no 'poor' warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.simplefilter("ignore", bs.SamplingWarning)
+        fitted = bs.fit("chinchilla", chinchilla_runs(n=12, seed=5), seed=0, **FAST)
+    setting = fitted.meta["discrepancy"]
+    assert setting["learned"] and setting["heldout_runs"] == 3 and not _discrepancy.is_poor(setting)
 
 
 def test_learned_drift_covers_a_bend_inside_the_data_where_the_fixed_floor_does_not():
@@ -65,7 +85,7 @@ def test_learned_drift_covers_a_bend_inside_the_data_where_the_fixed_floor_does_
 def test_poor_extrapolation_inside_the_data_is_reported_in_words():
     with pytest.warns(UserWarning, match="predicts your own largest runs poorly"):
         fitted = bs.fit("chinchilla", misspecified(bend_at=BEND_AT, rate=BEND_RATE), seed=0, **FAST)
-    assert _discrepancy.scale_of(fitted.meta["discrepancy"]) > _discrepancy.POOR
+    assert _discrepancy.is_poor(fitted.meta["discrepancy"])
 
 
 def test_default_covers_the_real_misfitting_sweep():
