@@ -183,12 +183,15 @@ class Fit:
         """Log density of each row's log-target given the law's value per draw `mean` (S*k, n): (S*k, n).
 
         `mean` may stack k copies of the posterior (rows cycle through the draws k times)."""
-        from scipy import stats
+        from scipy.special import gammaln
 
         sigma = np.tile(self.draws("sigma"), mean.shape[0] // self.n_draws)[:, None]
-        resid = np.log(frame[self.law.target].to_numpy(dtype=float))[None, :] - np.log(mean)
-        dist = stats.t(df=self.spec.nu) if self.spec.likelihood == "student_t" else stats.norm()
-        return dist.logpdf(resid / sigma) - np.log(sigma)
+        z = (np.log(frame[self.law.target].to_numpy(dtype=float))[None, :] - np.log(mean)) / sigma
+        if self.spec.likelihood == "student_t":  # closed form: scipy.stats.t.logpdf is ~5x slower here
+            nu = self.spec.nu
+            const = gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi)
+            return const - (nu + 1) / 2 * np.log1p(z * z / nu) - np.log(sigma)
+        return -0.5 * z * z - 0.5 * np.log(2 * np.pi) - np.log(sigma)
 
     def _upstream_draws(self, new: Any, from_fit: Fit, seed: int) -> dict[str, np.ndarray]:
         name = from_fit.law.target
