@@ -102,7 +102,7 @@ def shift_draws(setting: Any, distance: np.ndarray, n_draws: int, seed: int) -> 
 
 def order_of(law: Law, frame: Any) -> tuple[np.ndarray, str]:
     """How far each run lies towards extrapolation: log compute C if known (IsoFLOP budgets stay whole),
-    else log(N D), else the sum of the logs of the law's positive inputs."""
+    else log(N D), else the sum of the logs of the law's positive inputs (negated for "down" inputs)."""
     if "C" in frame and np.all(frame["C"] > 0):
         return np.log(frame["C"].to_numpy(dtype=float)), "C"
     if {"N", "D"} <= set(law.inputs):
@@ -110,7 +110,8 @@ def order_of(law: Law, frame: Any) -> tuple[np.ndarray, str]:
     names = [k for k in law.inputs if k in frame and np.all(frame[k] > 0)]
     if not names:
         raise BayescaleError(f"law {law.name!r} has no positive input to order runs by for extrapolation")
-    return sum(np.log(frame[k].to_numpy(dtype=float)) for k in names), "*".join(names)
+    order = sum(law.directions.get(k, 1) * np.log(frame[k].to_numpy(dtype=float)) for k in names)
+    return order, "*".join(k if law.directions.get(k, 1) > 0 else f"1/{k}" for k in names)
 
 
 def heldout_score(inner: Fit, heldout: Any, pairs: list[tuple[float, float]], seed: int) -> np.ndarray:

@@ -162,7 +162,8 @@ class Fit:
         """Log-distance of each row beyond the fitted runs, in e-folds.
 
         For laws of N and D it is how far log(N D) (i.e. log compute) lies beyond the largest fitted run;
-        otherwise sqrt(sum over inputs of max(0, log(x / x_max))^2).
+        otherwise sqrt(sum over inputs of max(0, log(x / x_max))^2), with x_min and log(x_min / x) for an
+        input the law file marks `[extrapolation] x = "down"` (e.g. a downstream law's loss).
         """
         frame = new if isinstance(new, pd.DataFrame) else self._inputs(new)
         frontier = self.meta.get("frontier", {})
@@ -173,9 +174,10 @@ class Fit:
                 )
                 return np.where(np.isfinite(excess), np.maximum(excess, 0.0), 0.0)
             total = np.zeros(len(frame))
-            for name, top in frontier.items():
+            for name, edge in frontier.items():
                 if name in frame:
-                    excess = np.log(frame[name].to_numpy(dtype=float)) - np.log(top)
+                    sign = self.law.directions.get(name, 1)
+                    excess = sign * (np.log(frame[name].to_numpy(dtype=float)) - np.log(edge))
                     total += np.where(np.isfinite(excess), np.maximum(excess, 0.0), 0.0) ** 2
         return np.sqrt(total)
 
@@ -462,8 +464,10 @@ def fit(
 
 
 def _frontier(law: Law, data: ScalingData) -> dict[str, float]:
-    """The largest fitted value of each positive input (and of N*D, i.e. compute, for laws of N and D)."""
-    out = {k: float(np.max(data[k])) for k in law.inputs if np.all(data[k] > 0)}
+    """The edge of the data towards extrapolation for each positive input: its largest fitted value (smallest
+    for a "down" input), and the largest N*D (i.e. compute) for laws of N and D."""
+    edge = {1: np.max, -1: np.min}
+    out = {k: float(edge[law.directions.get(k, 1)](data[k])) for k in law.inputs if np.all(data[k] > 0)}
     if {"N", "D"} <= set(law.inputs):
         out["ND"] = float(np.max(data["N"] * data["D"]))
     return out

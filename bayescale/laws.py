@@ -88,6 +88,8 @@ class Law:
     design: Mapping[str, Any] = field(default_factory=dict)
     optimum: Formula | None = None  # closed-form N*(C, k), when the law has one
     sampling: Mapping[str, Any] = field(default_factory=dict)  # sampler defaults this law needs, e.g. tune
+    # +1 where larger values of an input are extrapolation (the default), -1 where smaller ones are (e.g. loss)
+    directions: Mapping[str, int] = field(default_factory=dict)
     source: str = field(repr=False, default="")
     path: str = ""
     notes: str = ""
@@ -279,6 +281,7 @@ def from_spec(spec: Mapping[str, Any], path: str = "<law>", source: str = "") ->
         notes=str(spec.get("notes", "")),
         design=_design(spec.get("design", {}), inputs, path),
         sampling=_sampling(spec.get("sampling", {}), path),
+        directions=_directions(spec.get("extrapolation", {}), inputs, path),
         optimum=_formula(spec["optimum"]["N"], dknown | {"C", "k"}, path, "optimum.N") if "optimum" in spec else None,
     )
 
@@ -295,6 +298,16 @@ def _design(design: Mapping[str, Any], inputs: list[str], path: str) -> dict[str
             raise _fail(path, f"design.{key}", f"must be [low, high] with 0 < low < high, got {value!r}")
         out["ranges"][key] = (float(value[0]), float(value[1]))
     return out
+
+
+def _directions(table: Mapping[str, Any], inputs: list[str], path: str) -> dict[str, int]:
+    """Which way each input extrapolates: [extrapolation] loss = "down" for an input whose new runs are smaller."""
+    for key, value in table.items():
+        if key not in inputs:
+            raise _fail(path, f"extrapolation.{key}", f"is not an input of the law ({', '.join(inputs)})")
+        if value not in ("up", "down"):
+            raise _fail(path, f"extrapolation.{key}", f"must be 'up' or 'down', got {value!r}")
+    return {k: -1 if table.get(k) == "down" else 1 for k in inputs}
 
 
 def _sampling(sampling: Mapping[str, Any], path: str) -> dict[str, Any]:

@@ -107,3 +107,17 @@ def test_every_law_orders_its_runs_for_leave_future_out(name):
     data = design_runs(law, seed=0)
     order, by = _discrepancy.order_of(law, data.with_inputs(law.inputs).frame)
     assert order.shape == (len(data),) and np.all(np.isfinite(order)) and np.ptp(order) > 0, by
+
+
+def test_a_down_input_extrapolates_towards_smaller_values():
+    """downstream-exp's new runs are better models (lower loss): order, frontier and distance point that way."""
+    law = bs.law("downstream-exp")
+    assert law.directions == {"loss": -1} and bs.law("chinchilla").directions == {"N": 1, "D": 1}
+    data = design_runs(law, seed=0)
+    order, by = _discrepancy.order_of(law, data.frame)
+    assert by == "1/loss" and np.all(np.diff(order[np.argsort(data.frame["loss"].to_numpy())]) <= 0)
+    fitted = bs.fit(law, data, seed=0, **FAST)
+    low, high = data.frame["loss"].min(), data.frame["loss"].max()
+    distance = fitted.distance(pd.DataFrame({"loss": [low / np.e, high * np.e, (low + high) / 2]}))
+    np.testing.assert_allclose(distance, [1.0, 0.0, 0.0], atol=1e-12)
+    assert fitted.meta["discrepancy"]["learned"] and "with 1/loss >" in fitted.extrapolation_note

@@ -63,6 +63,8 @@ def test_user_law_file_by_path(tmp_path):
         (lambda s: s.replace('inputs = ["N"]', "inputs = 3"), "inputs", "non-empty list"),
         (lambda s: s + '[params.unused]\nprior = { dist = "Normal", mu = 0, sigma = 1 }\n', "params", "never used"),
         (lambda s: s + '\n[sampling]\nsampler = "stan"\n', "sampling.sampler", "one of nutpie, nutpie-numba"),
+        (lambda s: s + '\n[extrapolation]\nN = "sideways"\n', "extrapolation.N", "must be 'up' or 'down'"),
+        (lambda s: s + '\n[extrapolation]\nloss = "down"\n', "extrapolation.loss", "not an input of the law"),
     ],
 )
 def test_malformed_law_file_names_file_field_and_problem(tmp_path, edit, field, problem):
