@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.special import logsumexp
 
+from bayescale import _walk
 from bayescale.data import ScalingData
 from bayescale.errors import BayescaleError
 from bayescale.laws import Law
@@ -42,12 +43,15 @@ POOR = 0.02  # a learned rms shift one e-fold out above this (2x the floor's), w
 SCORE_ROWS = 8000  # posterior x discrepancy draws used to score each pair (smooths the Monte Carlo estimate)
 
 
+def _ramp(distance: Any) -> Any:
+    """How far the edge offset has set in, `distance` e-folds beyond the data: 0 at the edge, 1 far out."""
+    return 1 - np.exp(-np.asarray(distance, float) / RAMP)
+
+
 def _components(setting: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(scales, offsets, weights) of a stored setting: a fixed number is one pair with offset 0."""
     if isinstance(setting, dict):
-        scales = np.asarray(setting["scales"], float)
-        offsets = np.asarray(setting.get("offsets", np.zeros(len(scales))), float)
-        return scales, offsets, np.asarray(setting["weights"], float)
+        return tuple(np.asarray(setting[k], float) for k in ("scales", "offsets", "weights"))
     return np.array([float(setting or 0.0)]), np.zeros(1), np.ones(1)
 
 
@@ -72,8 +76,7 @@ def offset_of(setting: Any) -> float:
 def spread_at(setting: Any, distance: float = 1.0) -> float:
     """The rms shift of the law's log-prediction `distance` e-folds beyond the data."""
     scales, offsets, weights = _components(setting)
-    ramp = 1 - np.exp(-distance / RAMP)
-    return float(np.sqrt(np.dot(weights, (scales * distance) ** 2 + (offsets * ramp) ** 2)))
+    return float(np.sqrt(np.dot(weights, (scales * distance) ** 2 + (offsets * _ramp(distance)) ** 2)))
 
 
 def option_of(setting: Any) -> float | str:
@@ -96,8 +99,7 @@ def shift_draws(setting: Any, distance: np.ndarray, n_draws: int, seed: int) -> 
     scales, offsets, weights = _components(setting)
     pick = rng.choice(len(weights), size=n_draws, p=weights) if len(weights) > 1 else np.zeros(n_draws, int)
     distance = np.asarray(distance, float)[None, :]
-    ramp = 1 - np.exp(-distance / RAMP)
-    return (scales[pick] * slope)[:, None] * distance + (offsets[pick] * edge)[:, None] * ramp
+    return (scales[pick] * slope)[:, None] * distance + (offsets[pick] * edge)[:, None] * _ramp(distance)
 
 
 def order_of(law: Law, frame: Any) -> tuple[np.ndarray, str]:
@@ -106,17 +108,21 @@ def order_of(law: Law, frame: Any) -> tuple[np.ndarray, str]:
     if "C" in frame and np.all(frame["C"] > 0):
         return np.log(frame["C"].to_numpy(dtype=float)), "C"
     if {"N", "D"} <= set(law.inputs):
-        return np.log(frame["N"].to_numpy(dtype=float) * frame["D"].to_numpy(dtype=float)), "N*D"
-    names = [k for k in law.inputs if k in frame and np.all(frame[k] > 0)]
-    if not names:
-        raise BayescaleError(f"law {law.name!r} has no positive input to order runs by for extrapolation")
-    order = sum(law.directions.get(k, 1) * np.log(frame[k].to_numpy(dtype=float)) for k in names)
-    return order, "*".join(k if law.directions.get(k, 1) > 0 else f"1/{k}" for k in names)
+        label = "N*D"
+    else:
+        names = [k for k in law.inputs if np.all(frame[k] > 0)]
+        if not names:
+            raise BayescaleError(f"law {law.name!r} has no positive input to order runs by for extrapolation")
+        label = "*".join(k if law.directions.get(k, 1) > 0 else f"1/{k}" for k in names)
+    return _walk.position(frame, law.inputs, law.directions), label
 
 
-def heldout_score(inner: Fit, heldout: Any, pairs: list[tuple[float, float]], seed: int) -> np.ndarray:
+def heldout_score(
+    inner: Fit, heldout: Any, mean: np.ndarray, distance: np.ndarray, pairs: list[tuple[float, float]], seed: int
+) -> np.ndarray:
     """For each (offset, scale) pair, the summed pointwise log predictive density of the held-out runs under
-    a fit without discrepancy (each run's density averaged over posterior and discrepancy draws).
+    a fit without discrepancy, whose law values there are `mean` (S, n) at `distance` beyond its data (each
+    run's density averaged over posterior and discrepancy draws).
 
     Pointwise, not joint: the runs share one shift per draw, so their joint density sees a single draw of
     it and barely informs the scales, while this score is the one the bands are judged by (pseudo-BMA
@@ -125,9 +131,9 @@ def heldout_score(inner: Fit, heldout: Any, pairs: list[tuple[float, float]], se
     units = [unit_draws(inner.n_draws, seed + k) for k in range(repeats)]
     slope = np.concatenate([u[0] for u in units])[:, None]
     edge = np.concatenate([u[1] for u in units])[:, None]
-    distance = inner.distance(heldout)[None, :]
-    ramp = 1 - np.exp(-distance / RAMP)
-    log_base = np.log(np.tile(inner.mean_draws(heldout), (repeats, 1)))
+    distance = distance[None, :]
+    ramp = _ramp(distance)
+    log_base = np.log(np.tile(mean, (repeats, 1)))
     out = []
     for offset, scale in pairs:
         loglik = inner._loglik(heldout, np.exp(log_base + scale * slope * distance + offset * edge * ramp))
@@ -148,13 +154,14 @@ def learn(law: Law, data: ScalingData, refit: Callable[[ScalingData], Fit], seed
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             inner_fit = refit(data.subset(inner))
+            mean, distance = inner_fit.mean_draws(heldout), inner_fit.distance(heldout)
             pairs = [(b, s) for b in OFFSETS for s in SCALES]
-            logp = heldout_score(inner_fit, heldout, pairs, seed)
+            logp = heldout_score(inner_fit, heldout, mean, distance, pairs, seed)
     except BayescaleError as exc:
         return fallback(f"the refit without the largest runs failed: {exc}")
     weights = np.exp(logp - logp.max())
     weights /= weights.sum()
-    error = np.log(heldout[law.target].to_numpy(dtype=float)) - np.log(np.median(inner_fit.mean_draws(heldout), 0))
+    error = np.log(heldout[law.target].to_numpy(dtype=float)) - np.log(np.median(mean, 0))
     return {
         "scales": [s for _, s in pairs],
         "offsets": [b for b, _ in pairs],
@@ -164,7 +171,7 @@ def learn(law: Law, data: ScalingData, refit: Callable[[ScalingData], Fit], seed
         "cutoff": {by: float(np.exp(cut))},
         "heldout_rms_log_error": float(np.sqrt(np.mean(error**2))),
         "run_noise": float(np.median(inner_fit.draws("sigma"))),
-        "heldout_max_distance": float(inner_fit.distance(heldout).max()),
+        "heldout_max_distance": float(distance.max()),
         "inner_divergences": inner_fit.meta["diagnostics"].get("divergences"),
     }
 
@@ -179,7 +186,7 @@ def is_poor(setting: Any) -> bool:
 
 def fallback(reason: str) -> dict[str, Any]:
     """The fixed FALLBACK scale, with the reason it was not learned."""
-    return {"scales": [FALLBACK], "weights": [1.0], "learned": False, "reason": reason}
+    return {"scales": [FALLBACK], "offsets": [0.0], "weights": [1.0], "learned": False, "reason": reason}
 
 
 def describe(setting: Any) -> str:

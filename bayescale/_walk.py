@@ -17,15 +17,19 @@ KNOTS = 16
 TAU_PRIOR = 0.02  # HalfNormal scale of tau, log-loss per sqrt(e-fold): misfitting's drift needs ~0.01
 
 
-def position(columns: Mapping[str, np.ndarray], inputs: tuple[str, ...] | list[str]) -> np.ndarray:
-    """Each run's place on the compute axis: log(N D) for laws of N and D, else the sum of log inputs > 0."""
+def position(
+    columns: Mapping[str, np.ndarray], inputs: tuple[str, ...] | list[str], directions: Mapping[str, int] | None = None
+) -> np.ndarray:
+    """Each run's place on the compute axis: log(N D) for laws of N and D, else the sum of log inputs > 0,
+    each signed by its extrapolation direction (Law.directions; +1 when not given)."""
     if "N" in inputs and "D" in inputs:
         return np.log(np.asarray(columns["N"], dtype=float)) + np.log(np.asarray(columns["D"], dtype=float))
+    directions = directions or {}
     total = np.zeros(len(np.asarray(columns[inputs[0]])))
     for name in inputs:
         values = np.asarray(columns[name], dtype=float)
         if np.all(values > 0):
-            total = total + np.log(values)
+            total = total + directions.get(name, 1) * np.log(values)
     return total
 
 
