@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+import bayescale as bs
 from bayescale.simulate import chinchilla_runs
 
 
@@ -79,3 +80,12 @@ def test_errors_are_one_clear_line(args, message, runs_csv, tmp_path):
     out = cli(*[a.replace("{csv}", str(runs_csv)) for a in args], cwd=tmp_path)
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_discrepancy_option_reads_auto_or_a_number():
+    from bayescale.cli import _number_or_auto
+
+    assert _number_or_auto("auto", "--discrepancy") == "auto"
+    assert _number_or_auto("0.01", "--discrepancy") == 0.01
+    with pytest.raises(bs.BayescaleError, match="--discrepancy: expected 'auto' or a number, got 'wide'"):
+        _number_or_auto("wide", "--discrepancy")
