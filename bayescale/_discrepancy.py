@@ -1,51 +1,157 @@
-"""The extrapolation discrepancy: how far a law's prediction may move beyond the data, and learning how far.
+"""The extrapolation-error model: how far a law's prediction may move beyond the data, and learning how far.
 
-No law is exactly true, so beyond the fitted runs each posterior draw's log-prediction moves by
-    delta * d + epsilon * (1 - exp(-d / RAMP)),
-d the log-distance beyond the data in e-folds (Fit.distance); delta = tau z, tau ~ HalfNormal(scale), z ~ N(0, 1):
-an unknown change of slope; epsilon ~ N(0, offset^2): the law's bias at the edge of the data, reached within a
-few RAMPs. A number fixes `scale` (offset 0). "auto", the default, learns both by leave-future-out inside the
-data: refit the law without its largest runs (the top FRACTION by compute, whole budgets kept together), score
-every (offset, scale) pair on OFFSETS x SCALES by the log predictive density of those runs, and weight the pairs
-by it (pseudo-BMA). A law that predicted the user's own largest runs well keeps narrow bands; one that did not
-gets wide ones (README, "Calibration").
+No law is exactly true. Beyond the fitted runs each posterior draw's log-prediction moves by
+    shift(d) = s z1 d + b z2 (1 - exp(-d / RAMP)),        z1, z2 ~ N(0, 1) per draw,
+d the distance beyond the data in e-folds along its worst axis (compute, any single input, tokens per parameter;
+`distance`), s the *slope scale* (how fast the law's error grows per e-fold) and b the *offset scale* (its error
+at the edge of the data, reached within a few RAMPs). A number fixes s (b = 0). "auto", the default, draws each
+posterior draw's (b, s) from a grid posterior:
+  prior:    how far published laws missed real held-out runs, learned across a corpus of real sweeps by
+            bench/corpus.py (nonparametric empirical Bayes over the grid) and shipped as discrepancy_prior.json;
+  evidence: leave-future-out inside the user's own runs, at several cuts: the joint density of the runs above
+            each cut under the posterior without them (Pareto-smoothed importance sampling from the full fit,
+            Bürkner, Gabry & Vehtari 2020, or one short refit where Pareto k is too high), with the shift
+            integrated out exactly (Gaussian, rank-2 update).
+A law that predicted the user's own largest runs well keeps the corpus's typical band; one that missed widens it.
+This module is called by `fit`; it imports nothing that imports it back (a fit is passed in, as `FitLike`).
 """
 
 from __future__ import annotations
 
+import json
 import warnings
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
+from scipy import stats
 from scipy.special import logsumexp
 
 from bayescale import _walk
-from bayescale.data import ScalingData
 from bayescale.errors import BayescaleError
 from bayescale.laws import Law
 
-if TYPE_CHECKING:
-    from bayescale.fit import Fit
-
-# Slope scales tried. The floor, 0.01, is the scale that calibrated the longest real extrapolation we have
-# (Chinchilla replication, 3 e-folds, bench/calibration.py): the data may widen bands beyond it, never narrow
-# them, because a law can bend just beyond the data where no held-out run inside it can show it
-# (tests/test_compare.py).
-SCALES = (0.01, 0.015, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5)
-OFFSETS = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1)
+# The grid a prior file is learned on (bench/corpus.py); a shipped prior carries its own copy.
+SCALES = (0.0, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2)
+OFFSETS = (0.0, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.07, 0.1)
 RAMP = 0.1  # e-folds over which the edge offset sets in (63% at 0.1, 99% at 0.5)
-FRACTION = 0.2  # share of the runs, the largest by compute, held out to learn the discrepancy
-FALLBACK = SCALES[0]  # the scale used when the data are too few to hold any out
+FRACTIONS = (0.2, 0.1, 0.3)  # leave-future-out cuts: share of the runs, the largest by compute, held out (first: main)
+MAX_HELDOUT = 0.5  # never hold out more than this share (whole budgets can overshoot a fraction)
 MIN_HELDOUT = 3
-MIN_SPARE = 3  # the inner fit needs at least this many runs beyond the law's parameter count
-POOR = 0.02  # a learned rms shift one e-fold out above this (2x the floor's), with misses beyond the noise, is reported
-SCORE_ROWS = 8000  # posterior x discrepancy draws used to score each pair (smooths the Monte Carlo estimate)
+MIN_SPARE = 3  # an inner posterior needs at least this many runs beyond the law's parameter count
+PARETO_K = 0.7  # importance sampling is trusted below this Pareto k (Vehtari et al. 2024)
+MAX_REFITS = 1  # cuts that importance sampling cannot reach get at most this many short refits
+POOR = 0.03  # a learned rms shift one e-fold out above this, with misses beyond the noise, is reported
+PRIOR_FILE = "discrepancy_prior.json"
 
 
-def _ramp(distance: Any) -> Any:
-    """How far the edge offset has set in, `distance` e-folds beyond the data: 0 at the edge, 1 far out."""
-    return 1 - np.exp(-np.asarray(distance, float) / RAMP)
+class FitLike(Protocol):
+    """What the learning needs of a fit (bayescale.fit.Fit provides it)."""
+
+    law: Law
+    meta: dict
+    n_draws: int
+
+    def draws(self, name: str) -> np.ndarray: ...
+    def mean_draws(self, new: Any) -> np.ndarray: ...
+    def log_likelihood(self) -> np.ndarray: ...
+    def loglik_at(self, frame: pd.DataFrame) -> np.ndarray: ...
+    def noise_sd(self) -> np.ndarray: ...
+
+
+# --- where the data ends, and how far a row lies beyond it ----------------------------------------------------
+def frontier(law: Law, frame: pd.DataFrame) -> dict[str, Any]:
+    """The edge of the fitted runs along every axis a prediction can leave them by: the compute position (log N D
+    for laws of N and D, else the signed sum of log inputs), each positive input (its largest value, smallest for
+    a "down" input) and, for laws of N and D, the range of log tokens per parameter."""
+    positive = [k for k in law.inputs if np.all(frame[k] > 0)]
+    edge = {1: np.max, -1: np.min}
+    out: dict[str, Any] = {
+        "position": float(np.max(_walk.position(frame, law.inputs, law.directions))) if positive else None,
+        "inputs": {k: float(edge[law.directions.get(k, 1)](frame[k])) for k in positive},
+    }
+    if {"N", "D"} <= set(law.inputs):
+        ratio = np.log(frame["D"].to_numpy(dtype=float) / frame["N"].to_numpy(dtype=float))
+        out["ratio"] = [float(ratio.min()), float(ratio.max())]
+    return out
+
+
+def distance(law: Law, edges: Mapping[str, Any], frame: pd.DataFrame) -> np.ndarray:
+    """E-folds beyond the fitted runs along the worst axis of `frontier`: 0 inside the data on every axis.
+
+    A model 3.5x larger than any fitted one but inside the fitted compute range is 1.25 e-folds out (its N)."""
+    edges = _upgrade(law, edges)
+    n = len(frame)
+    axes = [np.zeros(n)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if edges.get("position") is not None and all(k in frame for k in law.inputs):
+            axes.append(_walk.position(frame, law.inputs, law.directions) - edges["position"])
+        for name, edge in edges.get("inputs", {}).items():
+            if name in frame:
+                sign = law.directions.get(name, 1)
+                axes.append(sign * (np.log(frame[name].to_numpy(dtype=float)) - np.log(edge)))
+        if "ratio" in edges and {"N", "D"} <= set(frame):
+            ratio = np.log(frame["D"].to_numpy(dtype=float) / frame["N"].to_numpy(dtype=float))
+            lo, hi = edges["ratio"]
+            axes += [ratio - hi, lo - ratio]
+    stacked = np.vstack([np.where(np.isfinite(a), a, 0.0) for a in axes])
+    return np.maximum(stacked.max(axis=0), 0.0)
+
+
+def _upgrade(law: Law, edges: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Read a frontier saved by format 1 ({"ND": .., "N": .., ...}) as the current layout."""
+    if "inputs" in edges:
+        return edges
+    old = dict(edges)
+    nd = old.pop("ND", None)
+    return {"position": float(np.log(nd)) if nd else None, "inputs": old}
+
+
+def order_of(law: Law, frame: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """How far each run lies towards extrapolation: log compute C if known (IsoFLOP budgets stay whole),
+    else log(N D), else the sum of the logs of the law's positive inputs (negated for "down" inputs)."""
+    if "C" in frame and np.all(frame["C"] > 0):
+        return np.log(frame["C"].to_numpy(dtype=float)), "C"
+    if {"N", "D"} <= set(law.inputs):
+        label = "N*D"
+    else:
+        names = [k for k in law.inputs if np.all(frame[k] > 0)]
+        if not names:
+            raise BayescaleError(f"law {law.name!r} has no positive input to order runs by for extrapolation")
+        label = "*".join(k if law.directions.get(k, 1) > 0 else f"1/{k}" for k in names)
+    return _walk.position(frame, law.inputs, law.directions), label
+
+
+def cuts(order: np.ndarray, n_params: int) -> list[np.ndarray]:
+    """Inner-run masks for the leave-future-out cuts, main cut first. Each holds out whole values of `order`
+    from the top (an IsoFLOP budget is never split) until at least its FRACTION of the runs and MIN_HELDOUT are
+    out, never more than MAX_HELDOUT, and leaves enough runs to fit the law; identical cuts are dropped."""
+    values = np.unique(order)[::-1]
+    n = len(order)
+    out: list[np.ndarray] = []
+    for fraction in FRACTIONS:
+        want = max(MIN_HELDOUT, int(np.ceil(fraction * n)))
+        for value in values[:-1]:
+            inner = order < value
+            if (~inner).sum() >= want:
+                break
+        else:
+            continue
+        n_out = int((~inner).sum())
+        if n_out > max(MAX_HELDOUT * n, MIN_HELDOUT) or inner.sum() < n_params + MIN_SPARE:
+            continue
+        if not any(np.array_equal(inner, seen) for seen in out):
+            out.append(inner)
+    return out
+
+
+# --- the shift's draws ----------------------------------------------------------------------------------------
+def _ramp(d: Any) -> Any:
+    """How far the edge offset has set in, `d` e-folds beyond the data: 0 at the edge, 1 far out."""
+    return 1 - np.exp(-np.asarray(d, float) / RAMP)
 
 
 def _components(setting: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -53,6 +159,11 @@ def _components(setting: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if isinstance(setting, dict):
         return tuple(np.asarray(setting[k], float) for k in ("scales", "offsets", "weights"))
     return np.array([float(setting or 0.0)]), np.zeros(1), np.ones(1)
+
+
+def _halfnormal_slope(setting: Any) -> bool:
+    """Fits saved by format 1 drew the slope as |h| z, h, z ~ N(0, 1); they keep doing so after loading."""
+    return isinstance(setting, dict) and setting.get("slope") == "halfnormal-normal"
 
 
 def is_active(setting: Any) -> bool:
@@ -68,138 +179,284 @@ def scale_of(setting: Any) -> float:
 
 
 def offset_of(setting: Any) -> float:
-    """The edge offset's sd: 0 when fixed, or the posterior mean of the learned one."""
+    """The edge offset's scale: 0 when fixed, or the posterior mean of the learned one."""
     _, offsets, weights = _components(setting)
     return float(np.dot(offsets, weights))
 
 
-def spread_at(setting: Any, distance: float = 1.0) -> float:
-    """The rms shift of the law's log-prediction `distance` e-folds beyond the data."""
+def spread_at(setting: Any, d: float = 1.0) -> float:
+    """The rms shift of the law's log-prediction `d` e-folds beyond the data."""
     scales, offsets, weights = _components(setting)
-    return float(np.sqrt(np.dot(weights, (scales * distance) ** 2 + (offsets * _ramp(distance)) ** 2)))
+    return float(np.sqrt(np.dot(weights, (scales * d) ** 2 + (offsets * _ramp(d)) ** 2)))
 
 
 def option_of(setting: Any) -> float | str:
     """The `fit(discrepancy=...)` option that produced a stored setting: a number, or "auto"."""
-    return "auto" if isinstance(setting, dict) else float(setting or 0.0)
+    if isinstance(setting, dict):
+        return scale_of(setting) if setting.get("fixed") else "auto"
+    return float(setting or 0.0)
 
 
-def unit_draws(n_draws: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
-    """Per draw, |h| z (slope for a scale of 1) and e (offset for an sd of 1), h, z, e standard normal."""
+def unit_draws(n_draws: int, seed: int, halfnormal: bool = False) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+    """Per draw, z1 (the slope for a scale of 1) and z2 (the offset for a scale of 1), standard normal; and the
+    generator, for picking pairs. `halfnormal` gives format 1's slope |h| z instead."""
     rng = np.random.default_rng([seed, 7919])
     half = np.abs(rng.standard_normal(n_draws))
-    slope = half * rng.standard_normal(n_draws)
+    slope = rng.standard_normal(n_draws)
+    if halfnormal:
+        slope = half * slope
     return slope, rng.standard_normal(n_draws), rng
 
 
-def shift_draws(setting: Any, distance: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
+def shift_draws(setting: Any, d: np.ndarray, n_draws: int, seed: int) -> np.ndarray:
     """Per posterior draw and row, the shift of the law's log-prediction: (S, n). A learned setting draws
     each draw's (offset, scale) pair from its weights; a fixed one scales every draw alike."""
-    slope, edge, rng = unit_draws(n_draws, seed)
+    slope, edge, rng = unit_draws(n_draws, seed, halfnormal=_halfnormal_slope(setting))
     scales, offsets, weights = _components(setting)
-    pick = rng.choice(len(weights), size=n_draws, p=weights) if len(weights) > 1 else np.zeros(n_draws, int)
-    distance = np.asarray(distance, float)[None, :]
-    return (scales[pick] * slope)[:, None] * distance + (offsets[pick] * edge)[:, None] * _ramp(distance)
+    pick = (
+        rng.choice(len(weights), size=n_draws, p=weights / weights.sum())
+        if len(weights) > 1
+        else np.zeros(n_draws, int)
+    )
+    d = np.asarray(d, float)[None, :]
+    return (scales[pick] * slope)[:, None] * d + (offsets[pick] * edge)[:, None] * _ramp(d)
 
 
-def order_of(law: Law, frame: Any) -> tuple[np.ndarray, str]:
-    """How far each run lies towards extrapolation: log compute C if known (IsoFLOP budgets stay whole),
-    else log(N D), else the sum of the logs of the law's positive inputs (negated for "down" inputs)."""
-    if "C" in frame and np.all(frame["C"] > 0):
-        return np.log(frame["C"].to_numpy(dtype=float)), "C"
-    if {"N", "D"} <= set(law.inputs):
-        label = "N*D"
-    else:
-        names = [k for k in law.inputs if np.all(frame[k] > 0)]
-        if not names:
-            raise BayescaleError(f"law {law.name!r} has no positive input to order runs by for extrapolation")
-        label = "*".join(k if law.directions.get(k, 1) > 0 else f"1/{k}" for k in names)
-    return _walk.position(frame, law.inputs, law.directions), label
+# --- the prior learned across the corpus ----------------------------------------------------------------------
+def grid() -> tuple[np.ndarray, np.ndarray]:
+    """All (offset, scale) pairs of the default grid, as two flat arrays."""
+    offsets, scales = np.meshgrid(OFFSETS, SCALES, indexing="ij")
+    return offsets.ravel(), scales.ravel()
 
 
-def heldout_score(
-    inner: Fit, heldout: Any, mean: np.ndarray, distance: np.ndarray, pairs: list[tuple[float, float]], seed: int
-) -> np.ndarray:
-    """For each (offset, scale) pair, the summed pointwise log predictive density of the held-out runs under
-    a fit without discrepancy, whose law values there are `mean` (S, n) at `distance` beyond its data (each
-    run's density averaged over posterior and discrepancy draws).
-
-    Pointwise, not joint: the runs share one shift per draw, so their joint density sees a single draw of
-    it and barely informs the scales, while this score is the one the bands are judged by (pseudo-BMA
-    weights, Yao et al. 2018)."""
-    repeats = max(1, SCORE_ROWS // inner.n_draws)
-    units = [unit_draws(inner.n_draws, seed + k) for k in range(repeats)]
-    slope = np.concatenate([u[0] for u in units])[:, None]
-    edge = np.concatenate([u[1] for u in units])[:, None]
-    distance = distance[None, :]
-    ramp = _ramp(distance)
-    log_base = np.log(np.tile(mean, (repeats, 1)))
-    out = []
-    for offset, scale in pairs:
-        loglik = inner._loglik(heldout, np.exp(log_base + scale * slope * distance + offset * edge * ramp))
-        out.append(float(np.sum(logsumexp(loglik, axis=0) - np.log(loglik.shape[0]))))
-    return np.array(out)
-
-
-def learn(law: Law, data: ScalingData, refit: Callable[[ScalingData], Fit], seed: int) -> dict[str, Any]:
-    """Learn the drift scale by leave-future-out inside `data`; `refit` fits the law (without discrepancy)."""
-    order, by = order_of(law, data.frame)
-    cut = float(np.quantile(order, 1 - FRACTION))
-    inner = order <= cut
-    n_out = int((~inner).sum())
-    if n_out < MIN_HELDOUT or inner.sum() < len(law.params) + MIN_SPARE:
-        return fallback(f"too few runs to hold {MIN_HELDOUT} out and refit ({len(order)} runs, {n_out} above the cut)")
-    heldout = data.frame[~inner].reset_index(drop=True)
+def shipped_prior() -> dict[str, Any]:
+    """The corpus prior shipped with the package (bench/corpus.py --learn-prior writes it)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            inner_fit = refit(data.subset(inner))
-            mean, distance = inner_fit.mean_draws(heldout), inner_fit.distance(heldout)
-            pairs = [(b, s) for b in OFFSETS for s in SCALES]
-            logp = heldout_score(inner_fit, heldout, mean, distance, pairs, seed)
-    except BayescaleError as exc:
-        return fallback(f"the refit without the largest runs failed: {exc}")
-    weights = np.exp(logp - logp.max())
-    weights /= weights.sum()
-    error = np.log(heldout[law.target].to_numpy(dtype=float)) - np.log(np.median(mean, 0))
+        text = resources.files("bayescale").joinpath(PRIOR_FILE).read_text()
+    except (FileNotFoundError, ModuleNotFoundError):
+        text = ""
+    if not text:
+        offsets, scales = grid()
+        return {
+            "offsets": offsets.tolist(),
+            "scales": scales.tolist(),
+            "weights": [1 / len(scales)] * len(scales),
+            "tasks": 0,
+        }
+    return json.loads(text)
+
+
+def empirical_bayes(loglik: np.ndarray, task_weights: np.ndarray | None = None, iterations: int = 2000) -> np.ndarray:
+    """Grid weights maximising sum_t w_t log sum_g pi_g L_t(g): the nonparametric maximum-likelihood prior
+    (EM) of the pair (offset, scale) across tasks, from each task's log evidence per pair `loglik` (T, G)."""
+    t_weights = np.ones(loglik.shape[0]) if task_weights is None else np.asarray(task_weights, float)
+    lik = np.exp(loglik - loglik.max(axis=1, keepdims=True))
+    pi = np.full(loglik.shape[1], 1 / loglik.shape[1])
+    for _ in range(iterations):
+        resp = lik * pi
+        resp /= resp.sum(axis=1, keepdims=True)
+        new = (t_weights[:, None] * resp).sum(axis=0) / t_weights.sum()
+        if np.max(np.abs(new - pi)) < 1e-9:
+            return new
+        pi = new
+    return pi
+
+
+# --- evidence: how well the law predicted runs beyond a cut ---------------------------------------------------
+def joint_evidence(
+    residual: np.ndarray,
+    noise_sd: np.ndarray,
+    d: np.ndarray,
+    offsets: np.ndarray,
+    scales: np.ndarray,
+    log_weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """log p(held-out runs | offset, scale) for each grid pair: residuals `residual` (S, n) of their log target
+    from S posterior draws of the law (weighted by `log_weights`), each draw's noise sd (S,), at distances `d`.
+
+    Given a draw, the runs' log residuals are Gaussian with covariance v I + s^2 d d' + b^2 r r' (r = ramp(d)):
+    one shared slope and offset per draw, noise per run; the density uses the rank-2 (Woodbury) identities."""
+    S, n = residual.shape
+    lw = np.full(S, -np.log(S)) if log_weights is None else log_weights - logsumexp(log_weights)
+    r = _ramp(d)
+    v = noise_sd**2
+    rr = np.sum(residual**2, axis=1)
+    qd, qr = residual @ d, residual @ r
+    dd, dr, r2 = d @ d, d @ r, r @ r
+    out = np.empty(len(scales))
+    for g, (b, s) in enumerate(zip(offsets, scales, strict=True)):
+        a11, a12, a22 = v + s * s * dd, s * b * dr, v + b * b * r2
+        det = a11 * a22 - a12 * a12
+        q1, q2 = s * qd, b * qr
+        quad = (rr - (a22 * q1 * q1 - 2 * a12 * q1 * q2 + a11 * q2 * q2) / det) / v
+        logdet = (n - 2) * np.log(v) + np.log(det)
+        out[g] = logsumexp(lw - 0.5 * (n * np.log(2 * np.pi) + logdet + quad))
+    return out
+
+
+def _importance_weights(loglik_out: np.ndarray) -> tuple[np.ndarray, float]:
+    """PSIS log weights (S,) that turn a posterior into the one without some runs, whose pointwise log
+    likelihoods under it are `loglik_out` (S, m); and the Pareto k that says whether to trust them."""
+    import arviz as az
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lw, k = az.psislw(-loglik_out.sum(axis=1), reff=1.0)
+    return np.asarray(lw), float(k)
+
+
+@dataclass
+class _Source:
+    """A posterior that cuts are importance-sampled from: the fit, the runs it was fitted on, and every run's
+    pointwise log-likelihood under it (S, n)."""
+
+    fit: FitLike
+    fitted: np.ndarray
+    loglik: np.ndarray
+
+
+def _cut_evidence(
+    source: _Source, inner: np.ndarray, frame: pd.DataFrame, offsets: np.ndarray, scales: np.ndarray
+) -> dict[str, Any]:
+    """The evidence of one cut from a posterior fitted on a superset of its inner runs: importance weights
+    drop the source's extra runs."""
+    law = source.fit.law
+    dropped = np.flatnonzero(~inner & source.fitted)
+    log_w, k = _importance_weights(source.loglik[:, dropped]) if len(dropped) else (np.zeros(source.fit.n_draws), 0.0)
+    heldout = frame[~inner].reset_index(drop=True)
+    y = np.log(heldout[law.target].to_numpy(dtype=float))
+    mean = source.fit.mean_draws(heldout)
+    d = distance(law, frontier(law, frame[inner]), heldout)
+    loglik = joint_evidence(y[None, :] - np.log(mean), source.fit.noise_sd(), d, offsets, scales, log_w)
+    w = np.exp(log_w - logsumexp(log_w))
+    miss = y - np.log(np.sum(w[:, None] * mean, axis=0))
     return {
-        "scales": [s for _, s in pairs],
-        "offsets": [b for b, _ in pairs],
-        "weights": [float(w) for w in weights],
-        "learned": True,
-        "heldout_runs": n_out,
-        "cutoff": {by: float(np.exp(cut))},
-        "heldout_rms_log_error": float(np.sqrt(np.mean(error**2))),
-        "run_noise": float(np.median(inner_fit.draws("sigma"))),
-        "heldout_max_distance": float(distance.max()),
-        "inner_divergences": inner_fit.meta["diagnostics"].get("divergences"),
+        "loglik": loglik,
+        "pareto_k": k,
+        "heldout": int((~inner).sum()),
+        "max_distance": float(d.max()),
+        "rms_error": float(np.sqrt(np.mean(miss**2))),
+        "bias": float(np.mean(miss)),
     }
 
 
+def evidence(
+    full: FitLike,
+    frame: pd.DataFrame,
+    refit: Callable[[np.ndarray], FitLike],
+    offsets: np.ndarray,
+    scales: np.ndarray,
+) -> tuple[list[dict[str, Any]], list[str], int]:
+    """Leave-future-out at every cut of `frame` (the fitted runs): each scored cut's evidence per grid pair,
+    the reasons cuts were skipped, and how many refits it took. `full` is the fit on all runs; `refit(mask)`
+    fits the law (without discrepancy) on a subset, used only where importance sampling fails."""
+    order, _ = order_of(full.law, frame)
+    sources = [_Source(full, np.ones(len(frame), bool), full.log_likelihood())]
+    found, skipped, refits = [], [], 0
+    for inner in cuts(order, len(full.law.params)):
+        usable = [src for src in sources if np.all(src.fitted[inner])]
+        best = min((_cut_evidence(src, inner, frame, offsets, scales) for src in usable), key=lambda e: e["pareto_k"])
+        if best["pareto_k"] > PARETO_K and refits < MAX_REFITS:
+            try:
+                inner_fit = refit(inner)
+            except BayescaleError as exc:
+                skipped.append(f"the refit without {int((~inner).sum())} runs failed: {exc}")
+                continue
+            refits += 1
+            sources.append(_Source(inner_fit, inner.copy(), inner_fit.loglik_at(frame)))
+            best = _cut_evidence(sources[-1], inner, frame, offsets, scales)
+        if best["pareto_k"] > PARETO_K:
+            skipped.append(f"{best['heldout']} runs held out: Pareto k {best['pareto_k']:.2f}")
+            continue
+        best["cutoff"] = float(np.exp(np.min(order[~inner])))
+        found.append(best)
+    return found, skipped, refits
+
+
+def learn(
+    full: FitLike,
+    frame: pd.DataFrame,
+    refit: Callable[[np.ndarray], FitLike],
+    prior: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The learned setting: the grid posterior of (offset, scale) from `prior` (default: the shipped corpus
+    prior) times the leave-future-out evidence of the user's runs, averaged over cuts (they share runs)."""
+    prior = dict(prior or shipped_prior())
+    offsets, scales = np.asarray(prior["offsets"], float), np.asarray(prior["scales"], float)
+    found, skipped, refits = evidence(full, frame, refit, offsets, scales)
+    return posterior(prior, found, skipped, refits, full, frame)
+
+
+def posterior(
+    prior: Mapping[str, Any],
+    found: list[dict[str, Any]],
+    skipped: list[str],
+    refits: int,
+    full: FitLike,
+    frame: pd.DataFrame,
+) -> dict[str, Any]:
+    """The stored setting from a prior and the cuts' evidence (bench/corpus.py recombines them per family)."""
+    base = {
+        "scales": list(map(float, prior["scales"])),
+        "offsets": list(map(float, prior["offsets"])),
+        "prior_tasks": prior.get("tasks", 0),
+    }
+    if not found:
+        why = "; ".join(skipped) or f"too few runs to hold {MIN_HELDOUT} out and refit ({len(frame)} runs)"
+        return base | _from_prior(prior, why)
+    log_prior = np.log(np.maximum(np.asarray(prior["weights"], float), 1e-300))
+    post = log_prior + np.mean([f["loglik"] for f in found], axis=0)
+    weights = np.exp(post - post.max())
+    main = found[0]
+    by = order_of(full.law, frame)[1]
+    return base | {
+        "weights": (weights / weights.sum()).tolist(),
+        "learned": True,
+        "cuts": [{k: v for k, v in f.items() if k != "loglik"} for f in found],
+        "heldout_runs": main["heldout"],
+        "cutoff": {by: main["cutoff"]},
+        "heldout_rms_log_error": main["rms_error"],
+        "heldout_bias": main["bias"],
+        "heldout_max_distance": main["max_distance"],
+        "run_noise": float(np.median(full.noise_sd())),
+        "refits": refits,
+    }
+
+
+def _from_prior(prior: Mapping[str, Any], reason: str) -> dict[str, Any]:
+    """The corpus prior alone, with the reason the user's runs could not update it."""
+    return {"weights": list(prior["weights"]), "learned": False, "reason": reason}
+
+
+def noise_factor(likelihood: str, nu: float) -> float:
+    """The sd of a Gaussian with the likelihood's interquartile range, per unit of its scale (1.10 for t4)."""
+    if likelihood == "student_t":
+        return float(stats.t.ppf(0.75, nu) / stats.norm.ppf(0.75))
+    return 1.0
+
+
+# --- in words -------------------------------------------------------------------------------------------------
 def is_poor(setting: Any) -> bool:
-    """The law extrapolated poorly inside the data: wide learned shift, and misses well beyond the run noise
-    (a few held-out runs alone widen the bands without being called poor)."""
+    """The law extrapolated poorly inside the data: wide learned shift, and misses well beyond the run noise."""
     if not isinstance(setting, dict) or not setting.get("learned"):
         return False
     return spread_at(setting) > POOR and setting["heldout_rms_log_error"] > 2 * setting["run_noise"]
 
 
-def fallback(reason: str) -> dict[str, Any]:
-    """The fixed FALLBACK scale, with the reason it was not learned."""
-    return {"scales": [FALLBACK], "offsets": [0.0], "weights": [1.0], "learned": False, "reason": reason}
-
-
 def describe(setting: Any) -> str:
     """The discrepancy in one or two plain sentences, for summaries and warnings."""
-    if not isinstance(setting, dict):
-        return f"Extrapolation drift: fixed prior scale {scale_of(setting):g} per e-fold beyond the data."
+    if not isinstance(setting, dict) or setting.get("fixed"):
+        return f"Extrapolation drift: fixed slope scale {scale_of(setting):g} per e-fold beyond the data."
+    spread = f"predictions 1 e-fold beyond the data move by {100 * spread_at(setting):.1f}% (rms)"
+    source = f"a prior learned from {setting.get('prior_tasks', 0)} real extrapolations (bench/corpus.py)"
     if not setting.get("learned"):
-        return f"Extrapolation drift: prior scale {FALLBACK:g} per e-fold (not learned: {setting['reason']})."
+        return f"Extrapolation error from {source}, not updated by your runs ({setting.get('reason', '')}): {spread}."
     ((by, cut),) = setting["cutoff"].items()
+    n_cuts = len(setting.get("cuts", [None]))
     return (
-        f"Extrapolation drift learned by leave-future-out: refitted without the {setting['heldout_runs']} runs "
-        f"with {by} > {cut:.3g}, the law missed them by {100 * setting['heldout_rms_log_error']:.1f}% (rms log error, "
-        f"up to {setting['heldout_max_distance']:.2f} e-folds out); slope scale {scale_of(setting):.3g} per e-fold, "
-        f"edge offset {offset_of(setting):.3g} (posterior means): predictions 1 e-fold beyond the data move by "
-        f"{100 * spread_at(setting):.1f}% (rms)."
+        f"Extrapolation error from {source}, updated by leave-future-out on your runs at {n_cuts} cut(s): without "
+        f"the {setting['heldout_runs']} runs with {by} >= {cut:.3g}, the law missed them by "
+        f"{100 * setting['heldout_rms_log_error']:.1f}% (rms log error, up to {setting['heldout_max_distance']:.2f} "
+        f"e-folds out); slope scale {scale_of(setting):.3g} per e-fold, edge offset {offset_of(setting):.3g} "
+        f"(posterior means): {spread}."
     )

@@ -37,8 +37,10 @@ def run(
     progress: bool = True,
     init: str = "map",
     **kwargs: Any,
-) -> az.InferenceData:
-    """Sample the posterior; the same seed, data and sampler give the same draws.
+) -> tuple[az.InferenceData, list[str]]:
+    """Sample the posterior; return the draws and the sampler's findings in words (e.g. two modes).
+
+    The same seed, data and sampler give the same draws.
 
     "nutpie" runs nutpie's NUTS on PyTensor C functions that are compiled once per law per machine and
     loaded from disk after that (bayescale._compiled); "nutpie-numba" compiles the model with Numba
@@ -55,7 +57,7 @@ def run(
         from bayescale._compiled import c_functions, nutpie_model
 
         funcs = c_functions(spec, arrays)  # also for Numba: the MAP search runs on the cached C functions
-        start = _map_start(funcs, seed) if init == "map" else funcs.initial_point
+        start, findings = _map_start(funcs, seed) if init == "map" else (funcs.initial_point, [])
         coords = {"group": list(spec.groups)} if spec.groups else {}
         if sampler == "nutpie":
             compiled = nutpie_model(funcs, coords, start)
@@ -67,7 +69,7 @@ def run(
         kwargs = {**NUTPIE_DEFAULTS, **kwargs}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            return nutpie.sample(
+            idata = nutpie.sample(
                 compiled,
                 draws=draws,
                 tune=tune,
@@ -78,11 +80,12 @@ def run(
                 save_warmup=False,
                 **kwargs,
             )
+        return idata, findings
     if sampler in ("pymc", "numpyro"):
         import pymc as pm
 
         with build(spec, arrays):
-            return pm.sample(
+            idata = pm.sample(
                 draws=draws,
                 tune=tune,
                 chains=chains,
@@ -93,14 +96,13 @@ def run(
                 compute_convergence_checks=False,
                 **kwargs,
             )
+        return idata, []
     raise ValueError(f"sampler must be one of {', '.join(get_args(Sampler))}, got {sampler!r}")
 
 
-MULTIMODAL: list[str] = []  # messages from the last MAP search, read by fit() for its diagnostics
-
-
-def _map_start(funcs: Any, seed: int, n_starts: int = 12) -> Any:
-    """Find the posterior mode (unconstrained space) from several starts; return a chain-start function near it."""
+def _map_start(funcs: Any, seed: int, n_starts: int = 12) -> tuple[Any, list[str]]:
+    """Find the posterior mode (unconstrained space) from several starts: a chain-start function near it, and
+    a message when another mode has nearly the same density."""
     from scipy.optimize import minimize
 
     fn = funcs.logp
@@ -121,14 +123,14 @@ def _map_start(funcs: Any, seed: int, n_starts: int = 12) -> Any:
             res = minimize(negative, x0, jac=True, method="L-BFGS-B", options={"maxiter": 2000})
         if np.isfinite(res.fun) and res.fun < 1e299:
             optima.append((float(res.fun), res.x))
-    MULTIMODAL.clear()
+    findings: list[str] = []
     if not optima:
-        return funcs.initial_point
+        return funcs.initial_point, findings
     optima.sort(key=lambda item: item[0])
     best_value, best = optima[0]
     for value, x in optima[1:]:
         if value - best_value < 2.0 and np.max(np.abs(x - best)) > 1.0:
-            MULTIMODAL.append(
+            findings.append(
                 f"the posterior has at least two separated modes with nearly equal density (log density within "
                 f"{value - best_value:.2f}); chains start at the highest. The data may not decide between two "
                 "shapes of the law: compare with a simpler law, or add runs where the two disagree."
@@ -138,7 +140,7 @@ def _map_start(funcs: Any, seed: int, n_starts: int = 12) -> Any:
     def start(chain_seed: Any) -> np.ndarray:
         return best + np.random.default_rng(chain_seed).normal(0.0, 0.05, best.shape)
 
-    return start
+    return start, findings
 
 
 def clear_cache() -> None:

@@ -27,7 +27,7 @@ from bayescale.laws import law as get_law
 if TYPE_CHECKING:
     from bayescale.pointfit import PointFit
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: Gaussian drift slope, frontier along every axis, corpus-prior discrepancy
 # The extrapolation drift's prior scale per e-fold beyond the data: "auto" learns it by leave-future-out
 # inside the data (bayescale._discrepancy); chosen by the held-out tables of bench/calibration.py (README).
 DEFAULT_DISCREPANCY = "auto"
@@ -138,20 +138,22 @@ class Fit:
         upstream = self._upstream_draws(new, from_fit, seed) if from_fit is not None else {}
         return self._mean(self._inputs(new, skip=tuple(upstream)), upstream, seed)
 
-    def _mean(self, frame: pd.DataFrame, upstream: Mapping[str, np.ndarray], seed: int) -> np.ndarray:
-        """mean_draws on checked inputs, with any chained inputs already drawn (shape (S, n) each)."""
+    def _mean(
+        self, frame: pd.DataFrame, upstream: Mapping[str, np.ndarray], seed: int, drift: bool = True
+    ) -> np.ndarray:
+        """mean_draws on checked inputs, with any chained inputs already drawn (shape (S, n) each); `drift=False`
+        leaves out the extrapolation discrepancy (the law alone)."""
         rng = np.random.default_rng(seed)
         params = self._param_draws(frame, rng)
         inputs = {k: upstream[k] if k in upstream else frame[k].to_numpy(dtype=float)[None, :] for k in self.law.inputs}
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             mean = np.broadcast_to(self.law.mean(params, inputs, self.constants), (self.n_draws, len(frame)))
-        if _discrepancy.is_active(self.meta.get("discrepancy", 0.0)):
-            shift = _discrepancy.shift_draws(self.meta["discrepancy"], self.distance(frame), self.n_draws, seed)
+        # chained inputs enter the distance and the walk at their median over the upstream draws
+        columns = frame.assign(**{k: np.median(v, 0) for k, v in upstream.items()})
+        if drift and _discrepancy.is_active(self.meta.get("discrepancy", 0.0)):
+            shift = _discrepancy.shift_draws(self.meta["discrepancy"], self.distance(columns), self.n_draws, seed)
             mean = mean * np.exp(shift)
-        if self.meta.get("walk"):  # the learned discrepancy, continued beyond the fitted range
-            columns = {
-                k: frame[k].to_numpy(dtype=float) if k in frame else np.median(upstream[k], 0) for k in self.law.inputs
-            }
+        if drift and self.meta.get("walk"):  # the learned discrepancy, continued beyond the fitted range
             pos = _walk.position(columns, self.law.inputs)
             walk_rng = np.random.default_rng([seed, 104729])
             lo, hi = self.meta["walk"]
@@ -159,27 +161,19 @@ class Fit:
         return mean
 
     def distance(self, new: Any) -> np.ndarray:
-        """Log-distance of each row beyond the fitted runs, in e-folds.
-
-        For laws of N and D it is how far log(N D) (i.e. log compute) lies beyond the largest fitted run;
-        otherwise sqrt(sum over inputs of max(0, log(x / x_max))^2), with x_min and log(x_min / x) for an
-        input the law file marks `[extrapolation] x = "down"` (e.g. a downstream law's loss).
-        """
+        """E-folds beyond the fitted runs along the worst axis: log compute (log N D for laws of N and D), any
+        single input (its largest fitted value, smallest for an input the law file marks `[extrapolation] x =
+        "down"`) and tokens per parameter (both ends of the fitted range). 0 inside the data on every axis."""
         frame = new if isinstance(new, pd.DataFrame) else self._inputs(new)
-        frontier = self.meta.get("frontier", {})
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if "ND" in frontier and {"N", "D"} <= set(frame):
-                excess = np.log(frame["N"].to_numpy(dtype=float) * frame["D"].to_numpy(dtype=float)) - np.log(
-                    frontier["ND"]
-                )
-                return np.where(np.isfinite(excess), np.maximum(excess, 0.0), 0.0)
-            total = np.zeros(len(frame))
-            for name, edge in frontier.items():
-                if name in frame:
-                    sign = self.law.directions.get(name, 1)
-                    excess = sign * (np.log(frame[name].to_numpy(dtype=float)) - np.log(edge))
-                    total += np.where(np.isfinite(excess), np.maximum(excess, 0.0), 0.0) ** 2
-        return np.sqrt(total)
+        return _discrepancy.distance(self.law, self.meta.get("frontier", {}), frame)
+
+    def noise_sd(self) -> np.ndarray:
+        """Per draw, the sd of a Gaussian with the run noise's interquartile range (log target): (S,)."""
+        return self.draws("sigma") * _discrepancy.noise_factor(self.spec.likelihood, self.spec.nu)
+
+    def loglik_at(self, frame: pd.DataFrame) -> np.ndarray:
+        """Pointwise log density of each row's log-target under each draw of the law alone: (S, n)."""
+        return self._loglik(frame, self._mean(frame, {}, 0, drift=False))
 
     def _loglik(self, frame: pd.DataFrame, mean: np.ndarray) -> np.ndarray:
         """Log density of each row's log-target given the law's value per draw `mean` (S*k, n): (S*k, n).
@@ -364,9 +358,11 @@ def fit(
     in every new process (~10 s) but samples 2-8x faster: the better choice for long fits or many refits of
     one law in one process (bench/nuts.py). "pymc" and "numpyro" run through pm.sample.
 
-    `discrepancy` sets the drift that widens bands beyond the data: "auto" (default) learns its scale by
-    refitting without the largest 20% of runs and scoring how well the law predicted them (one extra fit,
-    bayescale._discrepancy); a number fixes the prior scale per e-fold (0 = none). `walk=True` adds the
+    `discrepancy` sets the drift that widens bands beyond the data: "auto" (default) starts from how far
+    published laws missed real held-out runs (a prior learned across a corpus of sweeps, bench/corpus.py) and
+    updates it by how well the law predicted your own largest runs when they were left out (importance
+    sampling from this fit, or one short refit; bayescale._discrepancy); a number fixes the slope scale per
+    e-fold (0 = none). `walk=True` adds the
     learned discrepancy of bayescale._walk (README, "Calibration"). The drift acts only when predicting.
 
     `method="map"` skips sampling and returns a `PointFit` (bayescale.pointfit.map_fit): the Huber-loss
@@ -381,96 +377,125 @@ def fit(
         return map_fit(the_law, data, flops_per_token_param=flops_per_token_param)
     if method != "nuts":
         raise BayescaleError(f"method must be 'nuts' or 'map', got {method!r}")
-    # caller's settings win, then the law file's [sampling] table, then 1000 draws + 1000 tune
-    draws = draws or the_law.sampling.get("draws", 1000)
-    tune = tune or the_law.sampling.get("tune", 1000)
-    sampler = sampler or the_law.sampling.get("sampler", "nutpie")
+    options = _options(the_law, draws, tune, chains, seed, sampler, discrepancy, walk, sampler_kwargs)
+    options |= dict(likelihood=likelihood, nu=nu, groups=groups, pooling=pooling, progress=progress)
+    options["flops_per_token_param"] = flops_per_token_param
+    data = _prepare(the_law, data, flops_per_token_param)
+    result = _sample(the_law, data, options)
+    diagnostics.warn(result.meta["diagnostics"], f"fit of {the_law.name!r}")
+    if options["discrepancy"] == "auto":
+        result.meta["discrepancy"] = _learn_discrepancy(result, options)
+    return result
+
+
+def _options(
+    law: Law,
+    draws: int | None,
+    tune: int | None,
+    chains: int,
+    seed: int,
+    sampler: str | None,
+    discrepancy: float | str | None,
+    walk: bool | None,
+    sampler_kwargs: dict[str, Any],
+) -> dict[str, Any]:
+    """The settings of a fit: the caller's, then the law file's [sampling] table, then the defaults; checked."""
+    sampler = sampler or law.sampling.get("sampler", "nutpie")
     if sampler not in get_args(Sampler):
         raise BayescaleError(f"sampler must be one of {', '.join(get_args(Sampler))}, got {sampler!r}")
     discrepancy = DEFAULT_DISCREPANCY if discrepancy is None else discrepancy
-    walk = DEFAULT_WALK if walk is None else bool(walk)
     if discrepancy != "auto" and (not isinstance(discrepancy, int | float) or discrepancy < 0):
         raise BayescaleError(
-            f"discrepancy must be 'auto' or a number >= 0 (the drift's prior scale), got {discrepancy!r}"
+            f"discrepancy must be 'auto' or a number >= 0 (the drift's slope scale), got {discrepancy!r}"
         )
-    if "target_accept" in the_law.sampling and sampler.startswith("nutpie"):
-        sampler_kwargs.setdefault("target_accept", the_law.sampling["target_accept"])
+    if "target_accept" in law.sampling and sampler.startswith("nutpie"):
+        sampler_kwargs = {"target_accept": law.sampling["target_accept"], **sampler_kwargs}
+    return {
+        "draws": draws or law.sampling.get("draws", 1000),
+        "tune": tune or law.sampling.get("tune", 1000),
+        "chains": chains,
+        "seed": seed,
+        "sampler": sampler,
+        "discrepancy": discrepancy if discrepancy == "auto" else float(discrepancy),
+        "walk": DEFAULT_WALK if walk is None else bool(walk),
+        "sampler_kwargs": dict(sampler_kwargs),
+    }
+
+
+def _prepare(law: Law, data: ScalingData | pd.DataFrame, flops_per_token_param: float) -> ScalingData:
+    """The runs as checked ScalingData holding every input the law needs (D from N and C, and so on)."""
     if isinstance(data, pd.DataFrame):
         data = ScalingData.from_frame(data)
-    data = data.with_inputs(the_law.inputs, flops_per_token_param)
-    data.check_for(the_law)
-    spec = make_spec(the_law, data, likelihood=likelihood, nu=nu, groups=groups, pooling=pooling, walk=walk)
+    data = data.with_inputs(law.inputs, flops_per_token_param)
+    data.check_for(law)
+    return data
+
+
+def _sample(law: Law, data: ScalingData, options: dict[str, Any]) -> Fit:
+    """Build the model, run NUTS and wrap the posterior as a Fit with no learned discrepancy yet."""
+    o = options
+    spec = make_spec(
+        law, data, likelihood=o["likelihood"], nu=o["nu"], groups=o["groups"], pooling=o["pooling"], walk=o["walk"]
+    )
     arrays = data_arrays(spec, data)
     constants = {k[2:]: float(v) for k, v in arrays.items() if k.startswith("c_")}
     start = time.perf_counter()
-    idata = run(
+    idata, findings = run(
         spec,
         arrays,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        seed=seed,
-        sampler=sampler,
-        progress=progress,
-        **sampler_kwargs,
+        draws=o["draws"],
+        tune=o["tune"],
+        chains=o["chains"],
+        seed=o["seed"],
+        sampler=o["sampler"],
+        progress=o["progress"],
+        **o["sampler_kwargs"],
     )
     seconds = time.perf_counter() - start
     idata = _finish(idata, spec, data, constants)
     meta = {
         "format": FORMAT_VERSION,
-        "law_name": the_law.name,
-        "law_source": the_law.source,
-        "law_path": the_law.path,
+        "law_name": law.name,
+        "law_source": law.source,
+        "law_path": law.path,
         "constants": constants,
-        "likelihood": likelihood,
-        "nu": nu,
+        **{k: o[k] for k in ("likelihood", "nu", "pooling", "seed", "sampler", "draws", "tune", "chains")},
         "groups": list(spec.groups),
         "modes": dict(spec.modes),
-        "pooling": pooling,
-        "seed": seed,
-        "sampler": sampler,
-        "draws": draws,
-        "tune": tune,
-        "chains": chains,
-        "flops_per_token_param": flops_per_token_param,
+        "flops_per_token_param": o["flops_per_token_param"],
         "seconds": seconds,
-        "discrepancy": discrepancy if discrepancy == "auto" else float(discrepancy),
-        "walk": list(_walk.knot_range(_walk.position(data.frame, the_law.inputs))) if walk else None,
-        "frontier": _frontier(the_law, data),
+        "discrepancy": 0.0 if o["discrepancy"] == "auto" else o["discrepancy"],
+        "walk": list(_walk.knot_range(_walk.position(data.frame, law.inputs))) if o["walk"] else None,
+        "frontier": _discrepancy.frontier(law, data.frame),
     }
-    result = Fit(the_law, idata, spec, constants, data, meta)
+    result = Fit(law, idata, spec, constants, data, meta)
     report = diagnostics.check(idata, result.var_names)
-    from bayescale._sampling import MULTIMODAL
-
-    if sampler.startswith("nutpie") and MULTIMODAL:
-        report["problems"].extend(MULTIMODAL)
-    meta["diagnostics"] = {k: v for k, v in report.items()}
-    diagnostics.warn(report, f"fit of {the_law.name!r}")
-    if discrepancy == "auto":
-        options = dict(draws=draws, tune=tune, chains=chains, seed=seed, likelihood=likelihood, nu=nu)
-        options |= dict(groups=groups, pooling=pooling, sampler=sampler, walk=walk, **sampler_kwargs)
-        options |= dict(progress=False, flops_per_token_param=flops_per_token_param, discrepancy=0.0)
-        start = time.perf_counter()
-        meta["discrepancy"] = _discrepancy.learn(the_law, data, lambda part: fit(the_law, part, **options), seed)
-        meta["discrepancy"]["seconds"] = time.perf_counter() - start
-        if _discrepancy.is_poor(meta["discrepancy"]):
-            warnings.warn(
-                f"fit of {the_law.name!r}: {_discrepancy.describe(meta['discrepancy'])} The law predicts your own "
-                "largest runs poorly, so bands beyond the data widen fast; compare other laws "
-                "(bayescale.compare(..., method='lfo')).",
-                stacklevel=2,
-            )
+    report["problems"].extend(findings)
+    meta["diagnostics"] = report
     return result
 
 
-def _frontier(law: Law, data: ScalingData) -> dict[str, float]:
-    """The edge of the data towards extrapolation for each positive input: its largest fitted value (smallest
-    for a "down" input), and the largest N*D (i.e. compute) for laws of N and D."""
-    edge = {1: np.max, -1: np.min}
-    out = {k: float(edge[law.directions.get(k, 1)](data[k])) for k in law.inputs if np.all(data[k] > 0)}
-    if {"N", "D"} <= set(law.inputs):
-        out["ND"] = float(np.max(data["N"] * data["D"]))
-    return out
+def _learn_discrepancy(result: Fit, options: dict[str, Any]) -> dict[str, Any]:
+    """Learn the extrapolation error by leave-future-out inside the fitted runs (bayescale._discrepancy); the
+    refits it may need are short (a quarter of the draws, half the tuning) since they only score held-out runs."""
+    inner = options | {"discrepancy": 0.0, "progress": False}
+    inner |= {"draws": max(200, options["draws"] // 4), "tune": max(300, options["tune"] // 2)}
+
+    def refit(mask: np.ndarray) -> Fit:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _sample(result.law, result.data.subset(mask), inner)
+
+    start = time.perf_counter()
+    setting = _discrepancy.learn(result, result.data.frame, refit)
+    setting["seconds"] = time.perf_counter() - start
+    if _discrepancy.is_poor(setting):
+        warnings.warn(
+            f"fit of {result.law.name!r}: {_discrepancy.describe(setting)} The law predicts your own largest runs "
+            "poorly, so bands beyond the data widen fast; compare other laws (bayescale.compare(..., method='lfo')).",
+            stacklevel=3,
+        )
+    return setting
 
 
 def _finish(
@@ -528,4 +553,17 @@ def load(path: str | Path) -> Fit:
         pooling=meta.get("pooling", "centred"),
         walk=bool(meta.get("walk")),
     )
-    return Fit(the_law, idata, spec, meta["constants"], data, meta)
+    return Fit(the_law, idata, spec, meta["constants"], data, _upgrade(meta))
+
+
+def _upgrade(meta: dict[str, Any]) -> dict[str, Any]:
+    """Read a format-1 fit's options as format 2: its drift keeps the half-normal x normal slope it was saved with."""
+    if meta.get("format", 1) >= 2:
+        return meta
+    setting = meta.get("discrepancy", 0.0)
+    if isinstance(setting, dict):
+        meta["discrepancy"] = setting | {"slope": "halfnormal-normal"}
+    elif setting:
+        meta["discrepancy"] = {"scales": [setting], "offsets": [0.0], "weights": [1.0], "fixed": True}
+        meta["discrepancy"]["slope"] = "halfnormal-normal"
+    return meta
