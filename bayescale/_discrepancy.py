@@ -37,6 +37,8 @@ from bayescale.laws import Law
 # The grid a prior file is learned on (bench/corpus.py); a shipped prior carries its own copy.
 SCALES = (0.0, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2)
 OFFSETS = (0.0, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.07, 0.1)
+MEANS = (-0.03, -0.02, -0.01, -0.005, 0.0, 0.005, 0.01, 0.02, 0.03)  # a systematic drift per e-fold (signed)
+GRID_KEYS = ("means", "offsets", "scales")
 RAMP = 0.1  # e-folds over which the edge offset sets in (63% at 0.1, 99% at 0.5)
 FRACTIONS = (0.2, 0.1, 0.3)  # leave-future-out cuts: share of the runs, the largest by compute, held out (first: main)
 MAX_HELDOUT = 0.5  # never hold out more than this share (whole budgets can overshoot a fraction)
@@ -154,11 +156,13 @@ def _ramp(d: Any) -> Any:
     return 1 - np.exp(-np.asarray(d, float) / RAMP)
 
 
-def _components(setting: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(scales, offsets, weights) of a stored setting: a fixed number is one pair with offset 0."""
+def _components(setting: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(means, scales, offsets, weights) of a stored setting: a fixed number is one point, mean 0, offset 0."""
     if isinstance(setting, dict):
-        return tuple(np.asarray(setting[k], float) for k in ("scales", "offsets", "weights"))
-    return np.array([float(setting or 0.0)]), np.zeros(1), np.ones(1)
+        weights = np.asarray(setting["weights"], float)
+        means = np.asarray(setting.get("means", np.zeros(len(weights))), float)
+        return means, np.asarray(setting["scales"], float), np.asarray(setting["offsets"], float), weights
+    return np.zeros(1), np.array([float(setting or 0.0)]), np.zeros(1), np.ones(1)
 
 
 def _halfnormal_slope(setting: Any) -> bool:
@@ -168,26 +172,32 @@ def _halfnormal_slope(setting: Any) -> bool:
 
 def is_active(setting: Any) -> bool:
     """Whether a fit's stored discrepancy setting moves predictions beyond the data at all."""
-    scales, offsets, weights = _components(setting)
-    return bool(np.any((weights > 0) & ((scales > 0) | (offsets > 0))))
+    means, scales, offsets, weights = _components(setting)
+    return bool(np.any((weights > 0) & ((scales > 0) | (offsets > 0) | (means != 0))))
 
 
 def scale_of(setting: Any) -> float:
     """The slope scale: fixed, or the posterior mean of the learned one."""
-    scales, _, weights = _components(setting)
+    _, scales, _, weights = _components(setting)
     return float(np.dot(scales, weights))
 
 
 def offset_of(setting: Any) -> float:
     """The edge offset's scale: 0 when fixed, or the posterior mean of the learned one."""
-    _, offsets, weights = _components(setting)
+    _, _, offsets, weights = _components(setting)
     return float(np.dot(offsets, weights))
 
 
+def mean_of(setting: Any) -> float:
+    """The systematic drift per e-fold (signed; negative: the law over-predicts): posterior mean."""
+    means, _, _, weights = _components(setting)
+    return float(np.dot(means, weights))
+
+
 def spread_at(setting: Any, d: float = 1.0) -> float:
-    """The rms shift of the law's log-prediction `d` e-folds beyond the data."""
-    scales, offsets, weights = _components(setting)
-    return float(np.sqrt(np.dot(weights, (scales * d) ** 2 + (offsets * _ramp(d)) ** 2)))
+    """The rms shift of the law's log-prediction `d` e-folds beyond the data (systematic drift included)."""
+    means, scales, offsets, weights = _components(setting)
+    return float(np.sqrt(np.dot(weights, (means * d) ** 2 + (scales * d) ** 2 + (offsets * _ramp(d)) ** 2)))
 
 
 def option_of(setting: Any) -> float | str:
@@ -212,37 +222,33 @@ def shift_draws(setting: Any, d: np.ndarray, n_draws: int, seed: int) -> np.ndar
     """Per posterior draw and row, the shift of the law's log-prediction: (S, n). A learned setting draws
     each draw's (offset, scale) pair from its weights; a fixed one scales every draw alike."""
     slope, edge, rng = unit_draws(n_draws, seed, halfnormal=_halfnormal_slope(setting))
-    scales, offsets, weights = _components(setting)
+    means, scales, offsets, weights = _components(setting)
     pick = (
         rng.choice(len(weights), size=n_draws, p=weights / weights.sum())
         if len(weights) > 1
         else np.zeros(n_draws, int)
     )
     d = np.asarray(d, float)[None, :]
-    return (scales[pick] * slope)[:, None] * d + (offsets[pick] * edge)[:, None] * _ramp(d)
+    return (means[pick] + scales[pick] * slope)[:, None] * d + (offsets[pick] * edge)[:, None] * _ramp(d)
 
 
 # --- the prior learned across the corpus ----------------------------------------------------------------------
-def grid() -> tuple[np.ndarray, np.ndarray]:
-    """All (offset, scale) pairs of the default grid, as two flat arrays."""
-    offsets, scales = np.meshgrid(OFFSETS, SCALES, indexing="ij")
-    return offsets.ravel(), scales.ravel()
+def grid() -> dict[str, np.ndarray]:
+    """Every (mean, offset, scale) point of the default grid, as flat arrays under GRID_KEYS."""
+    axes = np.meshgrid(MEANS, OFFSETS, SCALES, indexing="ij")
+    return {k: a.ravel() for k, a in zip(GRID_KEYS, axes, strict=True)}
 
 
 def shipped_prior() -> dict[str, Any]:
-    """The corpus prior shipped with the package (bench/corpus.py --learn-prior writes it)."""
+    """The corpus prior shipped with the package (bench/corpus.py --learn-prior writes it); uniform if absent."""
     try:
         text = resources.files("bayescale").joinpath(PRIOR_FILE).read_text()
     except (FileNotFoundError, ModuleNotFoundError):
         text = ""
     if not text:
-        offsets, scales = grid()
-        return {
-            "offsets": offsets.tolist(),
-            "scales": scales.tolist(),
-            "weights": [1 / len(scales)] * len(scales),
-            "tasks": 0,
-        }
+        points = grid()
+        n = len(points["scales"])
+        return {k: v.tolist() for k, v in points.items()} | {"weights": [1 / n] * n, "tasks": 0}
     return json.loads(text)
 
 
@@ -267,31 +273,32 @@ def joint_evidence(
     residual: np.ndarray,
     noise_sd: np.ndarray,
     d: np.ndarray,
-    offsets: np.ndarray,
-    scales: np.ndarray,
+    points: Mapping[str, Any],
     log_weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """log p(held-out runs | offset, scale) for each grid pair: residuals `residual` (S, n) of their log target
-    from S posterior draws of the law (weighted by `log_weights`), each draw's noise sd (S,), at distances `d`.
+    """log p(held-out runs | mean, offset, scale) at each grid point: residuals `residual` (S, n) of their log
+    target from S posterior draws of the law (weighted by `log_weights`), each draw's noise sd (S,), at
+    distances `d`.
 
-    Given a draw, the runs' log residuals are Gaussian with covariance v I + s^2 d d' + b^2 r r' (r = ramp(d)):
-    one shared slope and offset per draw, noise per run; the density uses the rank-2 (Woodbury) identities."""
+    Given a draw, the runs' log residuals are Gaussian with mean m d and covariance v I + s^2 d d' + b^2 r r'
+    (r = ramp(d)): one shared slope and offset per draw, noise per run; the density uses the rank-2 (Woodbury)
+    identities, for all points at once."""
     S, n = residual.shape
     lw = np.full(S, -np.log(S)) if log_weights is None else log_weights - logsumexp(log_weights)
+    m, b, s = (np.asarray(points[k], float)[None, :] for k in GRID_KEYS)
     r = _ramp(d)
-    v = noise_sd**2
-    rr = np.sum(residual**2, axis=1)
-    qd, qr = residual @ d, residual @ r
+    v = (noise_sd**2)[:, None]
+    # residual minus the mean drift, through its inner products: e = residual - m d
+    rr0, qd0, qr0 = np.sum(residual**2, axis=1)[:, None], (residual @ d)[:, None], (residual @ r)[:, None]
     dd, dr, r2 = d @ d, d @ r, r @ r
-    out = np.empty(len(scales))
-    for g, (b, s) in enumerate(zip(offsets, scales, strict=True)):
-        a11, a12, a22 = v + s * s * dd, s * b * dr, v + b * b * r2
-        det = a11 * a22 - a12 * a12
-        q1, q2 = s * qd, b * qr
-        quad = (rr - (a22 * q1 * q1 - 2 * a12 * q1 * q2 + a11 * q2 * q2) / det) / v
-        logdet = (n - 2) * np.log(v) + np.log(det)
-        out[g] = logsumexp(lw - 0.5 * (n * np.log(2 * np.pi) + logdet + quad))
-    return out
+    rr = rr0 - 2 * m * qd0 + m * m * dd
+    qd, qr = qd0 - m * dd, qr0 - m * dr
+    a11, a12, a22 = v + s * s * dd, s * b * dr, v + b * b * r2
+    det = a11 * a22 - a12 * a12
+    q1, q2 = s * qd, b * qr
+    quad = (rr - (a22 * q1 * q1 - 2 * a12 * q1 * q2 + a11 * q2 * q2) / det) / v
+    logdet = (n - 2) * np.log(v) + np.log(det)
+    return logsumexp(lw[:, None] - 0.5 * (n * np.log(2 * np.pi) + logdet + quad), axis=0)
 
 
 def _importance_weights(loglik_out: np.ndarray) -> tuple[np.ndarray, float]:
@@ -315,9 +322,7 @@ class _Source:
     loglik: np.ndarray
 
 
-def _cut_evidence(
-    source: _Source, inner: np.ndarray, frame: pd.DataFrame, offsets: np.ndarray, scales: np.ndarray
-) -> dict[str, Any]:
+def _cut_evidence(source: _Source, inner: np.ndarray, frame: pd.DataFrame, points: Mapping[str, Any]) -> dict[str, Any]:
     """The evidence of one cut from a posterior fitted on a superset of its inner runs: importance weights
     drop the source's extra runs."""
     law = source.fit.law
@@ -327,7 +332,7 @@ def _cut_evidence(
     y = np.log(heldout[law.target].to_numpy(dtype=float))
     mean = source.fit.mean_draws(heldout)
     d = distance(law, frontier(law, frame[inner]), heldout)
-    loglik = joint_evidence(y[None, :] - np.log(mean), source.fit.noise_sd(), d, offsets, scales, log_w)
+    loglik = joint_evidence(y[None, :] - np.log(mean), source.fit.noise_sd(), d, points, log_w)
     w = np.exp(log_w - logsumexp(log_w))
     miss = y - np.log(np.sum(w[:, None] * mean, axis=0))
     return {
@@ -344,8 +349,7 @@ def evidence(
     full: FitLike,
     frame: pd.DataFrame,
     refit: Callable[[np.ndarray], FitLike],
-    offsets: np.ndarray,
-    scales: np.ndarray,
+    points: Mapping[str, Any],
 ) -> tuple[list[dict[str, Any]], list[str], int]:
     """Leave-future-out at every cut of `frame` (the fitted runs): each scored cut's evidence per grid pair,
     the reasons cuts were skipped, and how many refits it took. `full` is the fit on all runs; `refit(mask)`
@@ -355,7 +359,7 @@ def evidence(
     found, skipped, refits = [], [], 0
     for inner in cuts(order, len(full.law.params)):
         usable = [src for src in sources if np.all(src.fitted[inner])]
-        best = min((_cut_evidence(src, inner, frame, offsets, scales) for src in usable), key=lambda e: e["pareto_k"])
+        best = min((_cut_evidence(src, inner, frame, points) for src in usable), key=lambda e: e["pareto_k"])
         if best["pareto_k"] > PARETO_K and refits < MAX_REFITS:
             try:
                 inner_fit = refit(inner)
@@ -364,7 +368,7 @@ def evidence(
                 continue
             refits += 1
             sources.append(_Source(inner_fit, inner.copy(), inner_fit.loglik_at(frame)))
-            best = _cut_evidence(sources[-1], inner, frame, offsets, scales)
+            best = _cut_evidence(sources[-1], inner, frame, points)
         if best["pareto_k"] > PARETO_K:
             skipped.append(f"{best['heldout']} runs held out: Pareto k {best['pareto_k']:.2f}")
             continue
@@ -380,52 +384,38 @@ def learn(
     prior: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The learned setting: the grid posterior of (offset, scale) from `prior` (default: the shipped corpus
-    prior) times the leave-future-out evidence of the user's runs, averaged over cuts (they share runs)."""
+    prior) times the leave-future-out evidence of the user's runs. The cuts' evidence is kept in the setting,
+    so that `reweight` can combine it with another prior."""
     prior = dict(prior or shipped_prior())
-    offsets, scales = np.asarray(prior["offsets"], float), np.asarray(prior["scales"], float)
-    found, skipped, refits = evidence(full, frame, refit, offsets, scales)
-    return posterior(prior, found, skipped, refits, full, frame)
-
-
-def posterior(
-    prior: Mapping[str, Any],
-    found: list[dict[str, Any]],
-    skipped: list[str],
-    refits: int,
-    full: FitLike,
-    frame: pd.DataFrame,
-) -> dict[str, Any]:
-    """The stored setting from a prior and the cuts' evidence (bench/corpus.py recombines them per family)."""
-    base = {
-        "scales": list(map(float, prior["scales"])),
-        "offsets": list(map(float, prior["offsets"])),
-        "prior_tasks": prior.get("tasks", 0),
-    }
+    points = {k: list(map(float, prior[k])) for k in GRID_KEYS}
+    found, skipped, refits = evidence(full, frame, refit, points)
+    setting: dict[str, Any] = points | {"refits": refits}
+    setting["run_noise"] = float(np.median(full.noise_sd()))
     if not found:
         why = "; ".join(skipped) or f"too few runs to hold {MIN_HELDOUT} out and refit ({len(frame)} runs)"
-        return base | _from_prior(prior, why)
-    log_prior = np.log(np.maximum(np.asarray(prior["weights"], float), 1e-300))
-    post = log_prior + np.mean([f["loglik"] for f in found], axis=0)
-    weights = np.exp(post - post.max())
+        return reweight(setting | {"learned": False, "reason": why}, prior)
     main = found[0]
     by = order_of(full.law, frame)[1]
-    return base | {
-        "weights": (weights / weights.sum()).tolist(),
+    setting |= {
         "learned": True,
-        "cuts": [{k: v for k, v in f.items() if k != "loglik"} for f in found],
+        "cuts": [f | {"loglik": np.asarray(f["loglik"]).tolist()} for f in found],
         "heldout_runs": main["heldout"],
         "cutoff": {by: main["cutoff"]},
         "heldout_rms_log_error": main["rms_error"],
         "heldout_bias": main["bias"],
         "heldout_max_distance": main["max_distance"],
-        "run_noise": float(np.median(full.noise_sd())),
-        "refits": refits,
     }
+    return reweight(setting, prior)
 
 
-def _from_prior(prior: Mapping[str, Any], reason: str) -> dict[str, Any]:
-    """The corpus prior alone, with the reason the user's runs could not update it."""
-    return {"weights": list(prior["weights"]), "learned": False, "reason": reason}
+def reweight(setting: Mapping[str, Any], prior: Mapping[str, Any]) -> dict[str, Any]:
+    """The setting's grid weights under `prior` times its cuts' evidence, averaged over cuts (they share runs);
+    the prior alone when no cut was scored."""
+    log_post = np.log(np.maximum(np.asarray(prior["weights"], float), 1e-300))
+    if setting.get("cuts"):
+        log_post = log_post + np.mean([c["loglik"] for c in setting["cuts"]], axis=0)
+    weights = np.exp(log_post - log_post.max())
+    return dict(setting) | {"weights": (weights / weights.sum()).tolist(), "prior_tasks": prior.get("tasks", 0)}
 
 
 def noise_factor(likelihood: str, nu: float) -> float:

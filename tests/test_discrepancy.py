@@ -8,7 +8,7 @@ import pytest
 
 import bayescale as bs
 from bayescale import _discrepancy
-from bayescale.simulate import chinchilla_runs, design_runs
+from bayescale.simulate import chinchilla_runs, design_runs, simulate
 from tests.conftest import FAST, shared_path
 from tests.test_compare import misspecified
 
@@ -121,3 +121,69 @@ def test_a_down_input_extrapolates_towards_smaller_values():
     distance = fitted.distance(pd.DataFrame({"loss": [low / np.e, high * np.e, (low + high) / 2]}))
     np.testing.assert_allclose(distance, [1.0, 0.0, 0.0], atol=1e-12)
     assert fitted.meta["discrepancy"]["learned"] and "with 1/loss >" in fitted.extrapolation_note
+
+
+def isoflop_runs(budgets=(1e18, 3e18, 1e19, 3e19, 1e20), per_budget=(8, 8, 8, 8, 14), seed=0):
+    """Chinchilla runs on IsoFLOP curves with a C column; the top budget holds 30% of the runs."""
+    n, d, c = [], [], []
+    for budget, k in zip(budgets, per_budget, strict=True):
+        centre = np.sqrt(budget / 6 / 20)  # ~20 tokens per parameter
+        sizes = centre * np.exp(np.linspace(-1.5, 1.5, k))
+        n += list(sizes)
+        d += list(budget / (6 * sizes))
+        c += [budget] * k
+    data = simulate("chinchilla", {"N": np.array(n), "D": np.array(d)}, noise=0.005, seed=seed)
+    return bs.ScalingData.from_frame(data.frame.assign(C=c))
+
+
+def test_a_compute_column_whose_top_budget_is_large_still_learns():
+    """Defect 1: with budgets as C, the top budget holds > 20% of the runs; it is held out whole, not skipped."""
+    data = isoflop_runs()
+    order, by = _discrepancy.order_of(bs.law("chinchilla"), data.frame)
+    masks = _discrepancy.cuts(order, n_params=5)
+    assert by == "C" and masks, "no leave-future-out cut"
+    top = data.frame["C"] == data.frame["C"].max()
+    np.testing.assert_array_equal(~masks[0], top.to_numpy())  # the whole top budget, nothing else
+    for inner in masks:  # budgets are never split
+        assert data.frame["C"][inner].max() < data.frame["C"][~inner].min()
+    fitted = bs.fit("chinchilla", data, seed=0, **FAST)
+    setting = fitted.meta["discrepancy"]
+    assert setting["learned"] and setting["heldout_runs"] == 14, fitted.extrapolation_note
+    assert "C >= 1e+20" in fitted.extrapolation_note
+
+
+def test_distance_counts_extrapolation_in_any_input(chinchilla_fit):
+    """Defect 3: a model 3.5x larger than any fitted one, inside the fitted compute range, is 1.25 e-folds out."""
+    frame = chinchilla_fit.data.frame
+    n_max, nd_max = frame["N"].max(), (frame["N"] * frame["D"]).max()
+    big_n = pd.DataFrame({"N": [3.5 * n_max], "D": [0.5 * nd_max / (3.5 * n_max)]})
+    assert np.log(big_n.N * big_n.D)[0] < np.log(nd_max)  # inside the compute range
+    assert chinchilla_fit.distance(big_n)[0] == pytest.approx(np.log(3.5), rel=1e-9)
+    # tokens per parameter below the fitted range, N, D and compute inside it
+    ratio = frame["D"] / frame["N"]
+    i = int(np.argmin(ratio))
+    odd = pd.DataFrame({"N": [frame["N"][i]], "D": [frame["D"][i] / np.e]})
+    assert chinchilla_fit.distance(odd)[0] == pytest.approx(1.0, rel=1e-9)
+    inside = pd.DataFrame({"N": [np.sqrt(frame["N"].min() * n_max)], "D": [frame["D"].median()]})
+    assert chinchilla_fit.distance(inside)[0] == 0.0
+    a = chinchilla_fit.predict(big_n).iloc[0]
+    plain = bs.Fit(*_parts(chinchilla_fit), {**chinchilla_fit.meta, "discrepancy": 0.0}).predict(big_n).iloc[0]
+    assert (a.mean_upper - a.mean_lower) > 1.2 * (plain.mean_upper - plain.mean_lower)
+
+
+def _parts(fitted):
+    return fitted.law, fitted.idata, fitted.spec, fitted.constants, fitted.data
+
+
+def test_composition_keeps_the_downstream_drift(chinchilla_fit):
+    """Defect 2: a chained prediction measures the downstream law's distance at the upstream loss (median)."""
+    law = bs.law("downstream-exp")
+    acc = bs.fit(law, design_runs(law, seed=0), seed=0, discrepancy=0.05, **FAST)
+    at = pd.DataFrame({"N": [1e12], "D": [2e13]})
+    loss = np.median(chinchilla_fit.predictive_draws(at, seed=1))
+    d = acc.distance(pd.DataFrame({"loss": [loss]}))[0]
+    assert d > 0.05  # a lower loss than any fitted run
+    drifted = acc.mean_draws(at, from_fit=chinchilla_fit)
+    plain = bs.Fit(*_parts(acc), {**acc.meta, "discrepancy": 0.0}).mean_draws(at, from_fit=chinchilla_fit)
+    # same draws otherwise, so their ratio is the drift alone: slope 0.05 per e-fold, d e-folds out
+    assert np.std(np.log(drifted / plain)) == pytest.approx(0.05 * d, rel=0.1)
