@@ -361,14 +361,14 @@ def evidence(
         usable = [src for src in sources if np.all(src.fitted[inner])]
         best = min((_cut_evidence(src, inner, frame, points) for src in usable), key=lambda e: e["pareto_k"])
         if best["pareto_k"] > PARETO_K and refits < MAX_REFITS:
-            try:
-                inner_fit = refit(inner)
-            except BayescaleError as exc:
-                skipped.append(f"the refit without {int((~inner).sum())} runs failed: {exc}")
-                continue
             refits += 1
-            sources.append(_Source(inner_fit, inner.copy(), inner_fit.loglik_at(frame)))
-            best = _cut_evidence(sources[-1], inner, frame, points)
+            try:  # e.g. a group held out whole whose parameters are fitted per group cannot be predicted
+                inner_fit = refit(inner)
+                sources.append(_Source(inner_fit, inner.copy(), inner_fit.loglik_at(frame)))
+                best = _cut_evidence(sources[-1], inner, frame, points)
+            except BayescaleError as exc:
+                skipped.append(f"the refit without {int((~inner).sum())} runs could not predict them: {exc}")
+                continue
         if best["pareto_k"] > PARETO_K:
             skipped.append(f"{best['heldout']} runs held out: Pareto k {best['pareto_k']:.2f}")
             continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,8 +17,9 @@ import pandas as pd
 from bayescale._formula import evaluate
 from bayescale.errors import BayescaleError
 
-if TYPE_CHECKING:
-    from bayescale.fit import Fit
+# A bayescale.fit.Fit. Not imported, even for type checking: fit.py calls this module (Fit.allocate), and the
+# flow stays one-way (fit -> analyses).
+Fit = Any
 
 _GOLDEN = (np.sqrt(5) - 1) / 2
 

@@ -58,15 +58,16 @@ METHODS = ("default", "previous", "none", "fixed 0.01", "walk", "classic")
 
 
 # --- phase 1: the expensive part of each task, cached -----------------------------------------------------------
-def run_task(task: Task, index: int) -> dict[str, Any]:
-    """Fit the task's law with the default settings and keep what every method needs at the held-out runs:
-    the law's draws there without discrepancy, the noise, the distances, and the default's evidence."""
+def run_task(task: Task, index: int, **sampling: Any) -> dict[str, Any]:
+    """Fit the task's law with the default settings (or `sampling`, for tests) and keep what every method needs
+    at the held-out runs: the law's draws there without discrepancy, the noise, the distances, the evidence."""
     from bayescale.compare import log_predictive_density
 
     law = bs.law(task.law)
+    options = {"progress": False, "seed": 0, **task.fit_options, **sampling}
     out: dict[str, Any] = {"name": task.name, "family": task.family, "law": task.law}
     t = time.perf_counter()
-    fitted = bs.fit(law, task.train, progress=False, seed=0, **task.fit_options)
+    fitted = bs.fit(law, task.train, **options)
     setting = fitted.meta["discrepancy"]
     out["fit_seconds"] = time.perf_counter() - t - setting["seconds"]
     out["learn_seconds"] = setting["seconds"]
@@ -80,12 +81,12 @@ def run_task(task: Task, index: int) -> dict[str, Any]:
     residual = np.log(y)[None, :] - np.log(out["mean"])
     out["corpus_loglik"] = _discrepancy.joint_evidence(residual, out["noise_sd"], out["d"], points)
     t = time.perf_counter()
-    out["previous_setting"] = _previous_default(fitted, task)
+    out["previous_setting"] = _previous_default(fitted, task, options)
     out["previous_seconds"] = time.perf_counter() - t
     out["classic"] = _classic(task, law, test)
     if index % WALK_EVERY == 0:
         t = time.perf_counter()
-        walk = bs.fit(law, task.train, walk=True, discrepancy=0.01, progress=False, seed=0, **task.fit_options)
+        walk = bs.fit(law, task.train, walk=True, discrepancy=0.01, **options)
         out["walk_draws"] = walk.predictive_draws(test, seed=1)
         out["walk_logpd"] = log_predictive_density(walk, test)
         out["walk_seconds"] = time.perf_counter() - t
@@ -103,7 +104,7 @@ PREV_SCALES = (0.01, 0.015, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5)
 PREV_OFFSETS = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1)
 
 
-def _previous_default(base: bs.Fit, task: Task) -> dict[str, Any]:
+def _previous_default(base: bs.Fit, task: Task, options: dict[str, Any]) -> dict[str, Any]:
     """Refit without the top 20% by compute (quantile cut), score the old grid by pointwise density, pseudo-BMA."""
     law, frame = base.law, base.data.frame
     order, _ = _discrepancy.order_of(law, frame)
@@ -343,18 +344,21 @@ def main() -> None:
     parser.add_argument("--refresh", action="store_true", help="recompute cached tasks")
     parser.add_argument("--learn-prior", action="store_true", help="write the shipped prior from all families")
     parser.add_argument("--families", default="", help="comma-separated families (default: all)")
+    parser.add_argument("--shard", default="0/1", help="k/n: run only tasks i with i %% n == k (one process per core)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     chosen = [f for f in args.families.split(",") if f] or None
+    k, n = map(int, args.shard.split("/"))
     results = []
     for i, task in enumerate(tasks(families=chosen)):
         path = CACHE / (task.name.replace("/", "__") + ".pkl")
-        if args.report and not path.exists():
+        if (args.report and not path.exists()) or i % n != k:
             continue
         t = time.perf_counter()
         results.append(cached(task, i, args.refresh))
         print(f"{task.name}: {time.perf_counter() - t:.1f} s", flush=True)
-    report(results, args.learn_prior)
+    if n == 1:
+        report(results, args.learn_prior)
 
 
 if __name__ == "__main__":

@@ -19,22 +19,54 @@ BEND_AT, BEND_RATE = 1e20, 0.04
 def test_shift_draws_fixed_and_learned():
     distance = np.array([0.0, 0.05, 1.0, 3.0])
     slope, edge, _ = _discrepancy.unit_draws(4000, 3)
+    assert abs(np.mean(slope)) < 0.05 and np.std(slope) == pytest.approx(1.0, abs=0.05)  # Gaussian slope
     fixed = _discrepancy.shift_draws(0.02, distance, 4000, seed=3)
     np.testing.assert_allclose(fixed, 0.02 * slope[:, None] * distance[None, :])  # a fixed scale: slope only
-    setting = {"scales": [0.01, 0.1], "offsets": [0.0, 0.03], "weights": [0.25, 0.75]}
+    setting = {"means": [0.0, -0.01], "scales": [0.01, 0.1], "offsets": [0.0, 0.03], "weights": [0.25, 0.75]}
     mixed = _discrepancy.shift_draws(setting, distance, 4000, seed=3)
     assert np.all(mixed[:, 0] == 0.0)  # nothing moves inside the data
     ramp = 1 - np.exp(-distance / _discrepancy.RAMP)
-    narrow = np.isclose(mixed[:, 3], 0.01 * slope * 3.0)  # draws given the first pair: slope only
+    narrow = np.isclose(mixed[:, 3], 0.01 * slope * 3.0)  # draws given the first point: slope only
     assert np.mean(narrow) == pytest.approx(0.25, abs=0.035)  # 5 s.e. for 4000 draws
-    np.testing.assert_allclose(mixed[~narrow, 3], 0.1 * slope[~narrow] * 3.0 + 0.03 * edge[~narrow] * ramp[3])
+    wide = (-0.01 + 0.1 * slope[~narrow]) * 3.0 + 0.03 * edge[~narrow] * ramp[3]
+    np.testing.assert_allclose(mixed[~narrow, 3], wide)
     assert _discrepancy.scale_of(setting) == pytest.approx(0.0775)
     assert _discrepancy.offset_of(setting) == pytest.approx(0.0225)
-    # rms shift one e-fold out: sqrt(0.25 * 0.01^2 + 0.75 * (0.1^2 + (0.03 * ramp(1))^2))
-    assert _discrepancy.spread_at(setting) == pytest.approx(np.sqrt(0.25e-4 + 0.75 * (0.01 + (0.03 * ramp[2]) ** 2)))
+    assert _discrepancy.mean_of(setting) == pytest.approx(-0.0075)
+    # rms shift one e-fold out: sqrt(0.25 * 0.01^2 + 0.75 * (0.01^2 + 0.1^2 + (0.03 * ramp(1))^2))
+    expected = np.sqrt(0.25e-4 + 0.75 * (1e-4 + 0.01 + (0.03 * ramp[2]) ** 2))
+    assert _discrepancy.spread_at(setting) == pytest.approx(expected)
     np.testing.assert_array_equal(mixed, _discrepancy.shift_draws(setting, distance, 4000, seed=3))
     assert not _discrepancy.is_active(0.0) and _discrepancy.is_active(setting)
     assert _discrepancy.is_active({"scales": [0.0], "offsets": [0.01], "weights": [1.0]})
+
+
+def test_joint_evidence_matches_the_dense_gaussian():
+    """The rank-2 closed form equals a dense multivariate normal density, averaged over draws."""
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    d = np.array([0.1, 0.4, 1.2, 2.0])
+    residual, noise = rng.normal(0, 0.02, (5, 4)), np.abs(rng.normal(0.01, 0.002, 5))
+    points = {"means": [0.0, 0.01, -0.02], "offsets": [0.0, 0.02, 0.05], "scales": [0.0, 0.03, 0.01]}
+    got = _discrepancy.joint_evidence(residual, noise, d, points)
+    r = _discrepancy._ramp(d)
+    for g in range(3):
+        m, b, s = (points[k][g] for k in ("means", "offsets", "scales"))
+        dens = [
+            stats.multivariate_normal(m * d, v**2 * np.eye(4) + s * s * np.outer(d, d) + b * b * np.outer(r, r)).logpdf(e)
+            for e, v in zip(residual, noise, strict=True)
+        ]
+        assert got[g] == pytest.approx(np.log(np.mean(np.exp(dens))), rel=1e-9)
+
+
+def test_empirical_bayes_recovers_a_two_point_population():
+    """Tasks drawn from two grid points: the learned prior puts its mass on those two points."""
+    loglik = np.full((40, 5), -50.0)
+    loglik[:30, 1] = 0.0
+    loglik[30:, 3] = 0.0
+    prior = _discrepancy.empirical_bayes(loglik)
+    np.testing.assert_allclose(prior[[1, 3]], [0.75, 0.25], atol=1e-6)
 
 
 def test_true_law_keeps_the_floor_scale(chinchilla_fit):
@@ -58,8 +90,9 @@ def test_learned_scale_is_saved_and_reproducible(tmp_path, chinchilla_data, chin
 def test_too_few_runs_fall_back_to_the_floor_and_say_why():
     fitted = bs.fit("chinchilla", chinchilla_runs(n=10, seed=5), seed=0, **FAST)
     setting = fitted.meta["discrepancy"]
-    assert not setting["learned"] and setting["scales"] == [0.01]
-    assert "too few runs" in fitted.extrapolation_note and "10 runs, 2 above the cut" in fitted.extrapolation_note
+    assert not setting["learned"]
+    assert setting["weights"] == _discrepancy.shipped_prior()["weights"]  # the corpus prior alone
+    assert "not updated by your runs (too few runs to hold 3 out and refit (10 runs))" in fitted.extrapolation_note
 
 
 def test_few_heldout_runs_widen_without_a_false_alarm():
@@ -120,7 +153,7 @@ def test_a_down_input_extrapolates_towards_smaller_values():
     low, high = data.frame["loss"].min(), data.frame["loss"].max()
     distance = fitted.distance(pd.DataFrame({"loss": [low / np.e, high * np.e, (low + high) / 2]}))
     np.testing.assert_allclose(distance, [1.0, 0.0, 0.0], atol=1e-12)
-    assert fitted.meta["discrepancy"]["learned"] and "with 1/loss >" in fitted.extrapolation_note
+    assert fitted.meta["discrepancy"]["learned"] and "with 1/loss >=" in fitted.extrapolation_note
 
 
 def isoflop_runs(budgets=(1e18, 3e18, 1e19, 3e19, 1e20), per_budget=(8, 8, 8, 8, 14), seed=0):

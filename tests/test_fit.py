@@ -45,7 +45,6 @@ def test_prediction_is_vectorised_and_fast(chinchilla_fit):
     chinchilla_fit.predict(grid)
     seconds = time.perf_counter() - start
     assert seconds < 8 * one_pass, f"predict {seconds:.3f} s vs {one_pass:.3f} s for one quantile pass"
-    assert seconds * 4000 / chinchilla_fit.n_draws < 2.0
 
 
 def test_same_seed_same_posterior(chinchilla_data, chinchilla_fit):
@@ -55,10 +54,16 @@ def test_same_seed_same_posterior(chinchilla_data, chinchilla_fit):
     assert not np.array_equal(other.draws("alpha"), chinchilla_fit.draws("alpha"))
 
 
-def test_refit_reuses_the_compiled_model(chinchilla_data, chinchilla_fit):
-    start = time.perf_counter()
-    bs.fit("chinchilla", chinchilla_data.subset(np.arange(len(chinchilla_data)) < 120), seed=3, **FAST)
-    assert time.perf_counter() - start < 10.0
+def test_refit_reuses_the_compiled_model(monkeypatch, chinchilla_data, chinchilla_fit):
+    """A refit on other data of the same law compiles nothing (the mechanism; timings live in bench/)."""
+    from bayescale import _compiled
+
+    def no_compile(*args, **kwargs):
+        raise AssertionError("compiled again although the law was compiled in this process")
+
+    monkeypatch.setattr(_compiled, "_compile", no_compile)
+    part = bs.fit("chinchilla", chinchilla_data.subset(np.arange(len(chinchilla_data)) < 120), seed=3, **FAST)
+    assert len(part.data) == 120
 
 
 def test_compiled_law_is_kept_on_disk_and_reloaded(tmp_path, monkeypatch, chinchilla_data, chinchilla_fit):
@@ -76,9 +81,7 @@ def test_compiled_law_is_kept_on_disk_and_reloaded(tmp_path, monkeypatch, chinch
         raise AssertionError("compiled again although the law was cached on disk")
 
     monkeypatch.setattr(_compiled, "_compile", no_compile)
-    start = time.perf_counter()
     again = bs.fit("chinchilla", chinchilla_data, seed=1, **FAST)
-    assert time.perf_counter() - start < 30.0
     np.testing.assert_array_equal(again.draws("alpha"), chinchilla_fit.draws("alpha"))  # same seed, same draws
 
 
