@@ -206,7 +206,22 @@ class Fit:
 
     def predictive_draws(self, new: Any, seed: int = 0, from_fit: Fit | None = None) -> np.ndarray:
         """Posterior-predictive draws of the target at each new row (observation noise included): (S, n)."""
-        return self._add_noise(self.mean_draws(new, seed=seed, from_fit=from_fit), seed)
+        skip = (from_fit.law.target,) if from_fit is not None else ()
+        frame = self._inputs(new, skip=skip)
+        upstream = self._upstream_draws(frame, from_fit, seed) if from_fit is not None else {}
+        return self._predictive(frame, upstream, self._mean(frame, upstream, seed), seed)
+
+    def _predictive(
+        self, frame: pd.DataFrame, upstream: Mapping[str, np.ndarray], mean: np.ndarray, seed: int
+    ) -> np.ndarray:
+        """Run noise added to the law's draws, then, beyond the data, the corpus's recalibration of the band's
+        shape (bayescale._discrepancy.recalibrate; learned settings only)."""
+        draws = self._add_noise(mean, seed)
+        setting = self.meta.get("discrepancy", 0.0)
+        if isinstance(setting, dict) and setting.get("levels") is not None:
+            columns = frame.assign(**{k: np.median(v, 0) for k, v in upstream.items()})
+            draws = _discrepancy.recalibrate(draws, self.distance(columns), setting["levels"])
+        return draws
 
     def _add_noise(self, mean: np.ndarray, seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)
@@ -241,7 +256,7 @@ class Fit:
         q = [(1 - prob) / 2, 0.5, (1 + prob) / 2]
         upstream = self._upstream_draws(frame, from_fit, seed) if from_fit is not None else {}
         mean = self._mean(frame, upstream, seed)
-        pred = np.quantile(self._add_noise(mean, seed), q, axis=0)
+        pred = np.quantile(self._predictive(frame, upstream, mean, seed), q, axis=0)
         law_q = np.quantile(mean, q, axis=0)
         out = frame.copy()
         for name, draws in upstream.items():  # the chained input's median, e.g. loss_median
@@ -422,6 +437,20 @@ def _options(
     }
 
 
+def _refitter(result: Fit, options: dict[str, Any]) -> Any:
+    """The short refit on a subset of `result`'s runs that the learning uses where importance sampling fails: a
+    quarter of the draws and half the tuning, since it only scores held-out runs."""
+    inner = options | {"discrepancy": 0.0, "progress": False}
+    inner |= {"draws": max(200, options["draws"] // 4), "tune": max(300, options["tune"] // 2)}
+
+    def refit(mask: np.ndarray) -> Fit:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _sample(result.law, result.data.subset(mask), inner)
+
+    return refit
+
+
 def _prepare(law: Law, data: ScalingData | pd.DataFrame, flops_per_token_param: float) -> ScalingData:
     """The runs as checked ScalingData holding every input the law needs (D from N and C, and so on)."""
     if isinstance(data, pd.DataFrame):
@@ -478,16 +507,8 @@ def _sample(law: Law, data: ScalingData, options: dict[str, Any]) -> Fit:
 def _learn_discrepancy(result: Fit, options: dict[str, Any]) -> dict[str, Any]:
     """Learn the extrapolation error by leave-future-out inside the fitted runs (bayescale._discrepancy); the
     refits it may need are short (a quarter of the draws, half the tuning) since they only score held-out runs."""
-    inner = options | {"discrepancy": 0.0, "progress": False}
-    inner |= {"draws": max(200, options["draws"] // 4), "tune": max(300, options["tune"] // 2)}
-
-    def refit(mask: np.ndarray) -> Fit:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return _sample(result.law, result.data.subset(mask), inner)
-
     start = time.perf_counter()
-    setting = _discrepancy.learn(result, result.data.frame, refit)
+    setting = _discrepancy.learn(result, result.data.frame, _refitter(result, options))
     setting["seconds"] = time.perf_counter() - start
     if _discrepancy.is_poor(setting):
         warnings.warn(

@@ -54,32 +54,42 @@ PROBS = (0.5, 0.8, 0.9, 0.95)
 BUCKETS = (0.0, 0.5, 1.0, 2.0, np.inf)
 WALK_EVERY = 12
 N_BOOT = 100
+RECALIBRATE = False
 METHODS = ("default", "previous", "none", "fixed 0.01", "walk", "classic")
 
 
 # --- phase 1: the expensive part of each task, cached -----------------------------------------------------------
 def run_task(task: Task, index: int, **sampling: Any) -> dict[str, Any]:
-    """Fit the task's law with the default settings (or `sampling`, for tests) and keep what every method needs
-    at the held-out runs: the law's draws there without discrepancy, the noise, the distances, the evidence."""
+    """Fit the task's law without discrepancy (default sampling, or `sampling` for tests) and keep what every
+    method needs at the held-out runs (the law's draws there, the noise, the distances) and the raw
+    leave-future-out evidence of the default (so that phase 2 can try any prior and growth without refitting)."""
+    from bayescale.fit import _options, _refitter
     from bayescale.compare import log_predictive_density
 
     law = bs.law(task.law)
     options = {"progress": False, "seed": 0, **task.fit_options, **sampling}
     out: dict[str, Any] = {"name": task.name, "family": task.family, "law": task.law}
     t = time.perf_counter()
-    fitted = bs.fit(law, task.train, **options)
-    setting = fitted.meta["discrepancy"]
-    out["fit_seconds"] = time.perf_counter() - t - setting["seconds"]
-    out["learn_seconds"] = setting["seconds"]
+    fitted = bs.fit(law, task.train, **options | {"discrepancy": 0.0})
+    out["fit_seconds"] = time.perf_counter() - t
+    resolved = _options(
+        law, options.get("draws"), options.get("tune"), options.get("chains", 4), 0, None, 0.0, False, {}
+    )
+    resolved |= dict(likelihood="student_t", nu=4.0, groups=None, pooling="centred", progress=False)
+    resolved["flops_per_token_param"] = task.fit_options.get("flops_per_token_param", 6.0)
+    t = time.perf_counter()
+    frame = fitted.data.frame
+    points = _discrepancy.grid()
+    found, skipped, refits = _discrepancy.evidence(fitted, frame, _refitter(fitted, resolved), points, raw=True)
+    out["learn_seconds"] = time.perf_counter() - t
+    out |= {"cuts": [f["raw"] for f in found], "skipped": skipped, "refits": refits}
+    out["cut_info"] = [{k: v for k, v in f.items() if k not in ("raw", "loglik")} for f in found]
     test = fitted._inputs(task.test).assign(**{law.target: task.test[law.target].to_numpy()})
     y = test[law.target].to_numpy(dtype=float)
     out |= {"y": y, "mean": fitted._mean(test, {}, 0, drift=False), "sigma": fitted.draws("sigma")}
     out |= {"nu": fitted.spec.nu, "likelihood": fitted.spec.likelihood, "d": fitted.distance(test)}
-    out |= {"d_compute": _compute_distance(fitted, test), "noise_sd": fitted.noise_sd(), "setting": setting}
+    out |= {"d_compute": _compute_distance(fitted, test), "noise_sd": fitted.noise_sd()}
     out["diagnostics"] = {k: fitted.diagnostics.get(k) for k in ("divergences", "max_rhat", "min_ess_bulk")}
-    points = {k: setting[k] for k in _discrepancy.GRID_KEYS}
-    residual = np.log(y)[None, :] - np.log(out["mean"])
-    out["corpus_loglik"] = _discrepancy.joint_evidence(residual, out["noise_sd"], out["d"], points)
     t = time.perf_counter()
     out["previous_setting"] = _previous_default(fitted, task, options)
     out["previous_seconds"] = time.perf_counter() - t
@@ -174,18 +184,49 @@ def cached(task: Task, index: int, refresh: bool) -> dict[str, Any]:
 
 
 # --- phase 2: priors, predictive draws and scores ---------------------------------------------------------------
+GROWTHS = (0.5, 0.75, 1.0)  # how the slope's shift may grow with distance: d ** growth
+
+
+def evidences(r: dict[str, Any], growth: float) -> tuple[np.ndarray, np.ndarray]:
+    """A task's log evidence per grid point for a growth: of its held-out runs (under the fit on its fit part), and
+    of its own leave-future-out cuts (their mean; 0 where no cut was scored). Cached on the task."""
+    key = ("evidence", growth)
+    if key not in r:
+        points = _discrepancy.grid() | {"growth": growth}
+        residual = np.log(r["y"])[None, :] - np.log(r["mean"])
+        future = _discrepancy.joint_evidence(residual, r["noise_sd"], r["d"], points)
+        cuts = [
+            _discrepancy.joint_evidence(c["residual"].astype(float), c["noise"], c["d"], points, c["log_w"])
+            for c in r["cuts"]
+        ]
+        r[key] = (future, np.mean(cuts, axis=0) if cuts else np.zeros_like(future))
+    return r[key]
+
+
 def learn_prior(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """The corpus prior over the grid from these tasks' evidence, each family weighted equally."""
+    """The corpus prior from these tasks, each family weighted equally: for each growth on GROWTHS, the smooth
+    prior whose update by a task's own leave-future-out evidence best predicts that task's held-out runs
+    (_discrepancy.calibrated_prior); the growth with the best objective wins."""
     families = pd.Series([r["family"] for r in results])
     weights = 1.0 / families.map(families.value_counts()).to_numpy()
-    loglik = np.vstack([r["corpus_loglik"] for r in results])
-    points = {k: results[0]["setting"][k] for k in _discrepancy.GRID_KEYS}
-    pi = _discrepancy.empirical_bayes(loglik, weights)
-    return points | {
-        "weights": pi.tolist(),
-        "tasks": len(results),
-        "families": sorted(set(families)),
-    }
+    points = {k: v.tolist() for k, v in _discrepancy.grid().items()}
+    best = None
+    for growth in GROWTHS:
+        future = np.vstack([evidences(r, growth)[0] for r in results])
+        lfo = np.vstack([evidences(r, growth)[1] for r in results])
+        pi, numbers = _discrepancy.calibrated_prior(future, lfo, points, weights)
+        if best is None or numbers["objective"] > best[1]["objective"]:
+            best = (pi, numbers | {"growth": growth})
+    pi, numbers = best
+    return points | numbers | {"weights": pi.tolist(), "tasks": len(results), "families": sorted(set(families))}
+
+
+def setting_for(r: dict[str, Any], prior: dict[str, Any]) -> dict[str, Any]:
+    """The default's stored setting for a task under a prior (what bayescale.fit would store with that prior)."""
+    lfo = evidences(r, prior["growth"])[1]
+    setting = {k: prior[k] for k in _discrepancy.GRID_KEYS} | {"growth": prior["growth"]}
+    setting["cuts"] = [{"loglik": lfo}] if r["cuts"] else []
+    return _discrepancy.reweight(setting, prior)
 
 
 def _draws_for(r: dict[str, Any], setting: Any, d: np.ndarray, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -207,9 +248,11 @@ def _draws_for(r: dict[str, Any], setting: Any, d: np.ndarray, seed: int = 1) ->
 def method_draws(r: dict[str, Any], priors: dict[str, dict]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Every method's predictive draws and log density at the task's held-out runs; the default's setting is
     the task's own leave-future-out evidence under the prior learned without the task's family."""
-    r["default_setting"] = _discrepancy.reweight(r["setting"], priors[r["family"]])
+    r["default_setting"] = setting_for(r, priors[r["family"]])
+    draws, logpd = _draws_for(r, r["default_setting"], r["d"])
+    draws = _discrepancy.recalibrate(draws, r["d"], r["default_setting"].get("levels"))
     out = {
-        "default": _draws_for(r, r["default_setting"], r["d"]),
+        "default": (draws, _recalibrated_logpd(r, draws, logpd)),
         "previous": _draws_for(r, r["previous_setting"], r["d_compute"]),
         "none": _draws_for(r, 0.0, r["d"]),
         "fixed 0.01": _draws_for(r, 0.01, r["d"]),
@@ -219,6 +262,39 @@ def method_draws(r: dict[str, Any], priors: dict[str, dict]) -> dict[str, tuple[
     if r.get("classic"):
         out["classic"] = (r["classic"]["draws"], r["classic"]["logpd"])
     return out
+
+
+def _recalibrated_logpd(r: dict[str, Any], draws: np.ndarray, logpd: np.ndarray) -> np.ndarray:
+    """The log density of log(y) after recalibration: beyond the data, a Gaussian kernel density of the recalibrated
+    log draws (Silverman's bandwidth); inside it, the exact mixture density as before."""
+    out = logpd.copy()
+    logd, y = np.log(draws), np.log(r["y"])
+    for j in np.flatnonzero(r["d"] > 0):
+        x = logd[:, j]
+        h = 1.06 * min(np.std(x), stats.iqr(x) / 1.34) * len(x) ** -0.2
+        out[j] = logsumexp(stats.norm.logpdf(y[j], x, h)) - np.log(len(x))
+    return out
+
+
+def pit(r: dict[str, Any], setting: dict[str, Any]) -> np.ndarray:
+    """Each held-out run's predictive CDF at its value under a setting (before any recalibration)."""
+    draws, _ = _draws_for(r, setting, r["d"])
+    return np.mean(draws <= r["y"][None, :], axis=0)
+
+
+def levels_for(results: list[dict[str, Any]], excluded: set[str]) -> list[float]:
+    """The recalibration map from the default's PITs beyond the data on every family not in `excluded`, each PIT
+    computed with the prior learned without its own family (nor the excluded ones); families weigh the same."""
+    families = sorted({r["family"] for r in results} - excluded)
+    values, weights = [], []
+    for fam in families:
+        prior = learn_prior([r for r in results if r["family"] not in excluded | {fam}])
+        own = [r for r in results if r["family"] == fam]
+        for r in own:
+            beyond = r["d"] > 0
+            values.append(pit(r, setting_for(r, prior))[beyond])
+            weights.append(np.full(beyond.sum(), 1.0 / (len(own) * max(beyond.sum(), 1))))
+    return _discrepancy.level_map(np.concatenate(values), np.concatenate(weights))
 
 
 def score_rows(r: dict[str, Any], method: str, draws: np.ndarray, logpd: np.ndarray) -> pd.DataFrame:
@@ -259,7 +335,11 @@ def summarise(rows: pd.DataFrame, by: list[str], family_equal: bool = False) -> 
 def report(results: list[dict[str, Any]], learn: bool) -> pd.DataFrame:
     """Score every method on every task (the default with leave-one-family-out priors); write the tables."""
     families = sorted({r["family"] for r in results})
-    priors = {f: learn_prior([r for r in results if r["family"] != f]) for f in families}
+    priors = {}
+    for f in families:  # everything the default learns from the corpus, learned without the family it is scored on
+        priors[f] = learn_prior([r for r in results if r["family"] != f])
+        if RECALIBRATE:
+            priors[f]["levels"] = levels_for(results, {f})
     frames = []
     for r in results:
         for method, (draws, logpd) in method_draws(r, priors).items():
@@ -290,7 +370,7 @@ def report(results: list[dict[str, Any]], learn: bool) -> pd.DataFrame:
     (results_dir / "corpus.md").write_text(text + "\n")
     print(text[: text.index("## Per task")])
     if learn:
-        prior = learn_prior(results)
+        prior = learn_prior(results) | {"levels": levels_for(results, set())}
         PRIOR_PATH.write_text(json.dumps(prior, indent=1) + "\n")
         print(f"wrote {PRIOR_PATH} from {prior['tasks']} tasks in {len(prior['families'])} families")
     write_readme(pooled_f, fam, dist, seconds, len(results), len(families))
@@ -303,7 +383,7 @@ def _seconds(results: list[dict[str, Any]]) -> pd.DataFrame:
         {
             "plain fit (s)": [r["fit_seconds"] for r in results],
             "default's learning (s)": [r["learn_seconds"] for r in results],
-            "refits": [r["setting"].get("refits", 0) for r in results],
+            "refits": [r["refits"] for r in results],
             "previous default's refit (s)": [r["previous_seconds"] for r in results],
         }
     )
