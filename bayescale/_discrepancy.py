@@ -1,13 +1,15 @@
 """The extrapolation-error model: how far a law's prediction may move beyond the data, and learning how far.
 
 No law is exactly true. Beyond the fitted runs each posterior draw's log-prediction moves by
-    shift(d) = s z1 d + b z2 (1 - exp(-d / RAMP)),        z1, z2 ~ N(0, 1) per draw,
+    shift(d) = s z1 d**g + b z2 (1 - exp(-d / RAMP)),        z1, z2 ~ N(0, 1) per draw,
 d the distance beyond the data in e-folds along its worst axis (compute, any single input, tokens per parameter;
 `distance`), s the *slope scale* (how fast the law's error grows per e-fold) and b the *offset scale* (its error
 at the edge of the data, reached within a few RAMPs). A number fixes s (b = 0). "auto", the default, draws each
 posterior draw's (b, s) from a grid posterior:
   prior:    how far published laws missed real held-out runs, learned across a corpus of real sweeps by
-            bench/corpus.py (nonparametric empirical Bayes over the grid) and shipped as discrepancy_prior.json;
+            bench/corpus.py (log-normal in s and in b, fitted so that the *updated* bands give held-out runs the
+            highest log density; `calibrated_prior`) and shipped as discrepancy_prior.json, with the growth
+            exponent of the slope term (d ** growth) and the weight of the user's own evidence;
   evidence: leave-future-out inside the user's own runs, at several cuts: the joint density of the runs above
             each cut under the posterior without them (Pareto-smoothed importance sampling from the full fit,
             Bürkner, Gabry & Vehtari 2020, or one short refit where Pareto k is too high), with the shift
@@ -263,41 +265,64 @@ def shipped_prior() -> dict[str, Any]:
 
 
 def calibrated_prior(
-    future: np.ndarray, lfo: np.ndarray, points: Mapping[str, Any], task_weights: np.ndarray | None = None
+    future: list[np.ndarray], lfo: np.ndarray, points: Mapping[str, Any], task_weights: np.ndarray | None = None
 ) -> tuple[np.ndarray, dict[str, float]]:
     """The corpus prior on the grid that makes the *updated* bands right: log-normal in the slope scale and in the
-    offset scale (4 numbers, so the prior stays smooth and a sweep's own evidence can move within it), with the
-    user's evidence raised to a power lambda. It maximises sum_t w_t log p(future_t | lfo_t), the density of each
-    task's held-out runs (log evidence per grid point, `future` (T, G)) under the prior updated by that task's own
-    leave-future-out evidence (`lfo` (T, G)). Empirical Bayes on `future` alone would fit each task's one realised
-    drift instead, and say nothing of how far the inner evidence carries over to the future.
-    Returns the weights (G,) and the fitted numbers."""
+    offset scale (4 numbers: smooth, so that a sweep's own evidence can move within it), with the sweep's evidence
+    raised to a power lambda. It maximises the mean pointwise log predictive density of every task's held-out runs
+    (`future[t]`: (n_t, G), each run's log density per grid point) under the prior updated by that task's own
+    leave-future-out evidence (`lfo` (T, G)): the score the bands are judged by, each task weighted by
+    `task_weights` and its runs equally. Returns the weights (G,) and the fitted numbers."""
     from scipy.optimize import minimize
 
-    w = np.ones(future.shape[0]) if task_weights is None else np.asarray(task_weights, float)
+    w = np.ones(len(future)) if task_weights is None else np.asarray(task_weights, float)
     w = w / w.sum()
     log_s, log_b, allowed = _log_axes(points)
+    shifted = [f - f.max(axis=1, keepdims=True) for f in future]
+    offsets = np.array([np.mean(f.max(axis=1)) for f in future])
+    dens = [np.exp(f) for f in shifted]
     best = None
     for weight in LFO_WEIGHTS:
-        both, inner = future + weight * lfo, weight * lfo
-        e_both = np.exp(both - both.max(axis=1, keepdims=True))
-        e_inner = np.exp(inner - inner.max(axis=1, keepdims=True))
+        inner = weight * lfo
+        update = np.exp(inner - inner.max(axis=1, keepdims=True))
 
-        def negative(theta: np.ndarray, e_both=e_both, e_inner=e_inner) -> float:
-            pi = _lognormal_weights(theta, log_s, log_b, allowed)
-            return -float(np.sum(w * (np.log(e_both @ pi + 1e-300) - np.log(e_inner @ pi + 1e-300))))
+        def negative(theta: np.ndarray, update=update) -> float:
+            post = update * _lognormal_weights(theta, log_s, log_b, allowed)[None, :]
+            post /= post.sum(axis=1, keepdims=True)
+            per_task = [np.mean(np.log(d @ q + 1e-300)) for d, q in zip(dens, post, strict=True)]
+            return -float(np.dot(w, np.array(per_task) + offsets))
 
         start = np.array([np.log(0.01), 0.0, np.log(0.01), 0.0])
-        result = minimize(negative, start, method="Nelder-Mead", options={"maxiter": 4000, "xatol": 1e-4})
+        result = minimize(negative, start, method="Nelder-Mead", options={"maxiter": 3000, "xatol": 1e-3})
         if best is None or result.fun < best[0]:
             best = (result.fun, result.x, weight)
     _, theta, weight = best
-    numbers = {"log_scale_mu": theta[0], "log_scale_sd": np.exp(theta[1]), "log_offset_mu": theta[2]}
-    numbers |= {"log_offset_sd": np.exp(theta[3]), "lfo_weight": weight, "objective": -best[0]}
+    numbers = {"log_scale_mu": theta[0], "log_scale_sd": MIN_PRIOR_SD + np.exp(theta[1]), "log_offset_mu": theta[2]}
+    numbers |= {"log_offset_sd": MIN_PRIOR_SD + np.exp(theta[3]), "lfo_weight": weight, "objective": -best[0]}
     return _lognormal_weights(theta, log_s, log_b, allowed), {k: float(v) for k, v in numbers.items()}
 
 
-LFO_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)
+def pointwise_evidence(
+    residual: np.ndarray, noise_sd: np.ndarray, d: np.ndarray, points: Mapping[str, Any], chunk: int = 500
+) -> np.ndarray:
+    """Each held-out run's log predictive density per grid point (n, G): its log residual (S, n) is Gaussian given
+    a draw with variance v + s^2 g^2 + b^2 r^2 (g = d ** growth, r = ramp(d)), averaged over the S draws."""
+    s2 = np.asarray(points["scales"], float) ** 2
+    b2 = np.asarray(points["offsets"], float) ** 2
+    g2 = (np.asarray(d, float) ** float(points.get("growth", 1.0))) ** 2
+    r2 = _ramp(d) ** 2
+    extra = g2[:, None] * s2[None, :] + r2[:, None] * b2[None, :]  # (n, G)
+    out = np.empty((residual.shape[1], len(s2)))
+    for j in range(residual.shape[1]):
+        var = noise_sd[:, None] ** 2 + extra[j][None, :]  # (S, G)
+        logp = -0.5 * (np.log(2 * np.pi * var) + residual[:, j][:, None] ** 2 / var)
+        out[j] = logsumexp(logp, axis=0) - np.log(len(noise_sd))
+    return out
+
+
+LFO_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+MIN_PRIOR_SD = 0.25  # the prior's sd in log scale is at least this (x1.65): a point mass would leave a sweep's own
+# leave-future-out nothing to move (with few families the objective would otherwise collapse it)
 ZERO = 0.5  # a scale of 0 sits at half the smallest nonzero grid value on the log axis
 
 
@@ -314,50 +339,11 @@ def _log_axes(points: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.nda
 
 def _lognormal_weights(theta: np.ndarray, log_s: np.ndarray, log_b: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """Independent normal densities in log slope scale and log offset scale, on the allowed grid points."""
-    mu_s, sd_s, mu_b, sd_b = theta[0], np.exp(theta[1]), theta[2], np.exp(theta[3])
+    mu_s, sd_s, mu_b, sd_b = theta[0], MIN_PRIOR_SD + np.exp(theta[1]), theta[2], MIN_PRIOR_SD + np.exp(theta[3])
     logw = -0.5 * ((log_s - mu_s) / sd_s) ** 2 - 0.5 * ((log_b - mu_b) / sd_b) ** 2
     logw = np.where(allowed, logw, -np.inf)
     pi = np.exp(logw - logw[allowed].max())
     return pi / pi.sum()
-
-
-LEVELS = np.linspace(0.0, 1.0, 41)  # the probability grid a recalibration map is stored on
-
-
-def level_map(pit: np.ndarray, weights: np.ndarray | None = None) -> list[float]:
-    """The recalibration map of Kuleshov, Fenner & Ermon (2018) from held-out PIT values (each run's predictive
-    CDF at its observed value): for each probability q on LEVELS, the predictive quantile level whose value
-    held-out runs fell below with frequency q (a weighted quantile of the PITs). Identity when calibrated."""
-    order = np.argsort(pit)
-    w = np.ones(len(pit)) if weights is None else np.asarray(weights, float)
-    cdf = np.cumsum(w[order]) - 0.5 * w[order]
-    cdf /= w.sum()
-    inner = np.interp(LEVELS[1:-1], cdf, np.asarray(pit, float)[order])
-    return [0.0, *np.maximum.accumulate(inner).tolist(), 1.0]
-
-
-def recalibrate(draws: np.ndarray, d: np.ndarray, levels: Any) -> np.ndarray:
-    """Predictive draws (S, n) with each row beyond the data (d > 0) mapped through the recalibration map: the
-    draw of rank k takes the row's quantile at map(k / S). Monotone per row, so the draws keep their ranks (and
-    their coupling across rows); rows inside the data are left as they are."""
-    if levels is None:
-        return draws
-    beyond = np.flatnonzero(np.asarray(d) > 0)
-    if not len(beyond):
-        return draws
-    out = np.array(draws, dtype=float, copy=True)
-    part = out[:, beyond]
-    ranks = np.argsort(np.argsort(part, axis=0), axis=0)
-    u = (ranks + 0.5) / part.shape[0]
-    target = np.interp(u, LEVELS, np.asarray(levels, float))
-    ordered = np.sort(part, axis=0)
-    position = target * (part.shape[0] - 1)
-    low = np.floor(position).astype(int)
-    high = np.minimum(low + 1, part.shape[0] - 1)
-    frac = position - low
-    cols = np.arange(part.shape[1])[None, :]
-    out[:, beyond] = ordered[low, cols] * (1 - frac) + ordered[high, cols] * frac
-    return out
 
 
 # --- evidence: how well the law predicted runs beyond a cut ---------------------------------------------------
@@ -514,10 +500,7 @@ def reweight(setting: Mapping[str, Any], prior: Mapping[str, Any]) -> dict[str, 
         lfo_weight = float(prior.get("lfo_weight", 1.0))
         log_post = log_post + lfo_weight * np.mean([c["loglik"] for c in setting["cuts"]], axis=0)
     weights = np.exp(log_post - log_post.max())
-    out = dict(setting) | {"weights": (weights / weights.sum()).tolist(), "prior_tasks": prior.get("tasks", 0)}
-    if prior.get("levels") is not None:
-        out["levels"] = list(prior["levels"])
-    return out
+    return dict(setting) | {"weights": (weights / weights.sum()).tolist(), "prior_tasks": prior.get("tasks", 0)}
 
 
 def noise_factor(likelihood: str, nu: float) -> float:

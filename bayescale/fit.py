@@ -209,19 +209,7 @@ class Fit:
         skip = (from_fit.law.target,) if from_fit is not None else ()
         frame = self._inputs(new, skip=skip)
         upstream = self._upstream_draws(frame, from_fit, seed) if from_fit is not None else {}
-        return self._predictive(frame, upstream, self._mean(frame, upstream, seed), seed)
-
-    def _predictive(
-        self, frame: pd.DataFrame, upstream: Mapping[str, np.ndarray], mean: np.ndarray, seed: int
-    ) -> np.ndarray:
-        """Run noise added to the law's draws, then, beyond the data, the corpus's recalibration of the band's
-        shape (bayescale._discrepancy.recalibrate; learned settings only)."""
-        draws = self._add_noise(mean, seed)
-        setting = self.meta.get("discrepancy", 0.0)
-        if isinstance(setting, dict) and setting.get("levels") is not None:
-            columns = frame.assign(**{k: np.median(v, 0) for k, v in upstream.items()})
-            draws = _discrepancy.recalibrate(draws, self.distance(columns), setting["levels"])
-        return draws
+        return self._add_noise(self._mean(frame, upstream, seed), seed)
 
     def _add_noise(self, mean: np.ndarray, seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)
@@ -256,7 +244,7 @@ class Fit:
         q = [(1 - prob) / 2, 0.5, (1 + prob) / 2]
         upstream = self._upstream_draws(frame, from_fit, seed) if from_fit is not None else {}
         mean = self._mean(frame, upstream, seed)
-        pred = np.quantile(self._predictive(frame, upstream, mean, seed), q, axis=0)
+        pred = np.quantile(self._add_noise(mean, seed), q, axis=0)
         law_q = np.quantile(mean, q, axis=0)
         out = frame.copy()
         for name, draws in upstream.items():  # the chained input's median, e.g. loss_median

@@ -54,7 +54,6 @@ PROBS = (0.5, 0.8, 0.9, 0.95)
 BUCKETS = (0.0, 0.5, 1.0, 2.0, np.inf)
 WALK_EVERY = 12
 N_BOOT = 100
-RECALIBRATE = False
 METHODS = ("default", "previous", "none", "fixed 0.01", "walk", "classic")
 
 
@@ -63,8 +62,8 @@ def run_task(task: Task, index: int, **sampling: Any) -> dict[str, Any]:
     """Fit the task's law without discrepancy (default sampling, or `sampling` for tests) and keep what every
     method needs at the held-out runs (the law's draws there, the noise, the distances) and the raw
     leave-future-out evidence of the default (so that phase 2 can try any prior and growth without refitting)."""
-    from bayescale.fit import _options, _refitter
     from bayescale.compare import log_predictive_density
+    from bayescale.fit import _options, _refitter
 
     law = bs.law(task.law)
     options = {"progress": False, "seed": 0, **task.fit_options, **sampling}
@@ -194,12 +193,12 @@ def evidences(r: dict[str, Any], growth: float) -> tuple[np.ndarray, np.ndarray]
     if key not in r:
         points = _discrepancy.grid() | {"growth": growth}
         residual = np.log(r["y"])[None, :] - np.log(r["mean"])
-        future = _discrepancy.joint_evidence(residual, r["noise_sd"], r["d"], points)
+        future = _discrepancy.pointwise_evidence(residual, r["noise_sd"], r["d"], points)
         cuts = [
             _discrepancy.joint_evidence(c["residual"].astype(float), c["noise"], c["d"], points, c["log_w"])
             for c in r["cuts"]
         ]
-        r[key] = (future, np.mean(cuts, axis=0) if cuts else np.zeros_like(future))
+        r[key] = (future, np.mean(cuts, axis=0) if cuts else np.zeros(future.shape[1]))
     return r[key]
 
 
@@ -212,7 +211,7 @@ def learn_prior(results: list[dict[str, Any]]) -> dict[str, Any]:
     points = {k: v.tolist() for k, v in _discrepancy.grid().items()}
     best = None
     for growth in GROWTHS:
-        future = np.vstack([evidences(r, growth)[0] for r in results])
+        future = [evidences(r, growth)[0] for r in results]
         lfo = np.vstack([evidences(r, growth)[1] for r in results])
         pi, numbers = _discrepancy.calibrated_prior(future, lfo, points, weights)
         if best is None or numbers["objective"] > best[1]["objective"]:
@@ -249,10 +248,8 @@ def method_draws(r: dict[str, Any], priors: dict[str, dict]) -> dict[str, tuple[
     """Every method's predictive draws and log density at the task's held-out runs; the default's setting is
     the task's own leave-future-out evidence under the prior learned without the task's family."""
     r["default_setting"] = setting_for(r, priors[r["family"]])
-    draws, logpd = _draws_for(r, r["default_setting"], r["d"])
-    draws = _discrepancy.recalibrate(draws, r["d"], r["default_setting"].get("levels"))
     out = {
-        "default": (draws, _recalibrated_logpd(r, draws, logpd)),
+        "default": _draws_for(r, r["default_setting"], r["d"]),
         "previous": _draws_for(r, r["previous_setting"], r["d_compute"]),
         "none": _draws_for(r, 0.0, r["d"]),
         "fixed 0.01": _draws_for(r, 0.01, r["d"]),
@@ -262,39 +259,6 @@ def method_draws(r: dict[str, Any], priors: dict[str, dict]) -> dict[str, tuple[
     if r.get("classic"):
         out["classic"] = (r["classic"]["draws"], r["classic"]["logpd"])
     return out
-
-
-def _recalibrated_logpd(r: dict[str, Any], draws: np.ndarray, logpd: np.ndarray) -> np.ndarray:
-    """The log density of log(y) after recalibration: beyond the data, a Gaussian kernel density of the recalibrated
-    log draws (Silverman's bandwidth); inside it, the exact mixture density as before."""
-    out = logpd.copy()
-    logd, y = np.log(draws), np.log(r["y"])
-    for j in np.flatnonzero(r["d"] > 0):
-        x = logd[:, j]
-        h = 1.06 * min(np.std(x), stats.iqr(x) / 1.34) * len(x) ** -0.2
-        out[j] = logsumexp(stats.norm.logpdf(y[j], x, h)) - np.log(len(x))
-    return out
-
-
-def pit(r: dict[str, Any], setting: dict[str, Any]) -> np.ndarray:
-    """Each held-out run's predictive CDF at its value under a setting (before any recalibration)."""
-    draws, _ = _draws_for(r, setting, r["d"])
-    return np.mean(draws <= r["y"][None, :], axis=0)
-
-
-def levels_for(results: list[dict[str, Any]], excluded: set[str]) -> list[float]:
-    """The recalibration map from the default's PITs beyond the data on every family not in `excluded`, each PIT
-    computed with the prior learned without its own family (nor the excluded ones); families weigh the same."""
-    families = sorted({r["family"] for r in results} - excluded)
-    values, weights = [], []
-    for fam in families:
-        prior = learn_prior([r for r in results if r["family"] not in excluded | {fam}])
-        own = [r for r in results if r["family"] == fam]
-        for r in own:
-            beyond = r["d"] > 0
-            values.append(pit(r, setting_for(r, prior))[beyond])
-            weights.append(np.full(beyond.sum(), 1.0 / (len(own) * max(beyond.sum(), 1))))
-    return _discrepancy.level_map(np.concatenate(values), np.concatenate(weights))
 
 
 def score_rows(r: dict[str, Any], method: str, draws: np.ndarray, logpd: np.ndarray) -> pd.DataFrame:
@@ -338,8 +302,6 @@ def report(results: list[dict[str, Any]], learn: bool) -> pd.DataFrame:
     priors = {}
     for f in families:  # everything the default learns from the corpus, learned without the family it is scored on
         priors[f] = learn_prior([r for r in results if r["family"] != f])
-        if RECALIBRATE:
-            priors[f]["levels"] = levels_for(results, {f})
     frames = []
     for r in results:
         for method, (draws, logpd) in method_draws(r, priors).items():
@@ -370,7 +332,7 @@ def report(results: list[dict[str, Any]], learn: bool) -> pd.DataFrame:
     (results_dir / "corpus.md").write_text(text + "\n")
     print(text[: text.index("## Per task")])
     if learn:
-        prior = learn_prior(results) | {"levels": levels_for(results, set())}
+        prior = learn_prior(results)
         PRIOR_PATH.write_text(json.dumps(prior, indent=1) + "\n")
         print(f"wrote {PRIOR_PATH} from {prior['tasks']} tasks in {len(prior['families'])} families")
     write_readme(pooled_f, fam, dist, seconds, len(results), len(families))

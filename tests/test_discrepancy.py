@@ -54,19 +54,30 @@ def test_joint_evidence_matches_the_dense_gaussian():
     for g in range(3):
         m, b, s = (points[k][g] for k in ("means", "offsets", "scales"))
         dens = [
-            stats.multivariate_normal(m * d, v**2 * np.eye(4) + s * s * np.outer(d, d) + b * b * np.outer(r, r)).logpdf(e)
+            stats.multivariate_normal(m * d, v**2 * np.eye(4) + s * s * np.outer(d, d) + b * b * np.outer(r, r)).logpdf(
+                e
+            )
             for e, v in zip(residual, noise, strict=True)
         ]
         assert got[g] == pytest.approx(np.log(np.mean(np.exp(dens))), rel=1e-9)
 
 
-def test_empirical_bayes_recovers_a_two_point_population():
-    """Tasks drawn from two grid points: the learned prior puts its mass on those two points."""
-    loglik = np.full((40, 5), -50.0)
-    loglik[:30, 1] = 0.0
-    loglik[30:, 3] = 0.0
-    prior = _discrepancy.empirical_bayes(loglik)
-    np.testing.assert_allclose(prior[[1, 3]], [0.75, 0.25], atol=1e-6)
+def test_calibrated_prior_learns_the_scale_that_predicts_held_out_runs():
+    """Tasks whose held-out runs all favour a slope scale near 0.02 and whose own leave-future-out says nothing:
+    the learned prior centres there; when the leave-future-out evidence agrees with the future, it is trusted."""
+    points = _discrepancy.grid()
+    log_s = np.log(np.where(points["scales"] > 0, points["scales"], 0.001))
+    future = -0.5 * ((log_s - np.log(0.02)) / 0.3) ** 2 * np.ones((30, 1))
+    silent = np.zeros_like(future)
+    prior, numbers = _discrepancy.calibrated_prior([f[None, :] for f in future], silent, points)
+    assert np.exp(numbers["log_scale_mu"]) == pytest.approx(0.02, rel=0.3)
+    assert _discrepancy.scale_of(points | {"weights": prior}) == pytest.approx(0.02, rel=0.5)
+    # each task's own evidence points at its own scale, and its future agrees: the evidence gets full weight
+    rng = np.random.default_rng(0)
+    centres = np.exp(rng.uniform(np.log(0.003), np.log(0.1), 30))
+    own = -0.5 * ((log_s[None, :] - np.log(centres)[:, None]) / 0.2) ** 2
+    _, numbers = _discrepancy.calibrated_prior([o[None, :] for o in own], own, points)
+    assert numbers["lfo_weight"] >= 1.0
 
 
 def test_true_law_keeps_the_floor_scale(chinchilla_fit):

@@ -24,7 +24,8 @@ def test_summary_columns_and_published(chinchilla_fit):
 def test_predict_bands_are_ordered_and_cover_the_truth(chinchilla_fit):
     pred = chinchilla_fit.predict(NEW, prob=0.9)
     assert list(pred.columns[:2]) == ["N", "D"]
-    assert (pred.lower < pred.mean_lower).all() and (pred.mean_upper < pred.upper).all()
+    # run noise widens the law's band; far out, where the extrapolation error dominates, only by Monte Carlo error
+    assert (pred.lower < pred.mean_lower * 1.002).all() and (pred.mean_upper < pred.upper * 1.002).all()
     assert (pred.lower < pred["median"]).all() and (pred["median"] < pred.upper).all()
     law = bs.law("chinchilla")
     truth = law.mean(
