@@ -250,7 +250,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except BayescaleError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
+        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)  # one line, never wrapped
         sys.exit(2)
     except (typer.Exit, SystemExit) as exc:
         sys.exit(getattr(exc, "exit_code", getattr(exc, "code", 0)))

@@ -86,7 +86,7 @@ def test_true_law_keeps_the_floor_scale(chinchilla_fit):
     assert setting["learned"] and setting["heldout_runs"] == 30
     assert _discrepancy.scale_of(setting) < 0.02, setting
     assert setting["heldout_rms_log_error"] < 0.02
-    assert "refitted without the 30 runs" in chinchilla_fit.extrapolation_note
+    assert "without the 30 runs with" in chinchilla_fit.extrapolation_note
 
 
 def test_learned_scale_is_saved_and_reproducible(tmp_path, chinchilla_data, chinchilla_fit):
@@ -102,7 +102,7 @@ def test_too_few_runs_fall_back_to_the_floor_and_say_why():
     fitted = bs.fit("chinchilla", chinchilla_runs(n=10, seed=5), seed=0, **FAST)
     setting = fitted.meta["discrepancy"]
     assert not setting["learned"]
-    assert setting["weights"] == _discrepancy.shipped_prior()["weights"]  # the corpus prior alone
+    np.testing.assert_allclose(setting["weights"], _discrepancy.shipped_prior()["weights"], rtol=1e-12)  # prior alone
     assert "not updated by your runs (too few runs to hold 3 out and refit (10 runs))" in fitted.extrapolation_note
 
 
