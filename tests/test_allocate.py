@@ -27,21 +27,24 @@ def test_numeric_optimum_matches_closed_form(chinchilla_fit):
     assert np.max(np.abs(numeric / closed - 1)) < 1e-6
 
 
-def test_numeric_path_is_vectorised(chinchilla_fit):
-    """Every draw and budget at once: as costly as a few dozen whole-array law evaluations (measured in the same
-    run), not one Python-level search per draw."""
-    import time
+def test_numeric_path_is_vectorised(chinchilla_fit, monkeypatch):
+    """Every draw and budget at once: a few dozen whole-array law evaluations, each over all draws x budgets, not
+    one Python-level search per draw (the mechanism, not seconds: the machines are shared)."""
+    from bayescale import allocate
 
     budgets = np.geomspace(1e19, 1e25, 20)
-    law, draws = chinchilla_fit.law, {p: chinchilla_fit.draws(p)[:, None] for p in chinchilla_fit.law.params}
-    inputs = {"N": np.ones((1, budgets.size)) * 1e9, "D": budgets[None, :] / 6e9}
-    start = time.perf_counter()
-    law.mean(draws, inputs, chinchilla_fit.constants)
-    one_pass = time.perf_counter() - start
-    start = time.perf_counter()
-    optimal_n(chinchilla_fit, budgets, method="numeric")
-    seconds = time.perf_counter() - start
-    assert seconds < 200 * one_pass, f"{seconds:.3f} s vs {one_pass:.4f} s for one law evaluation"
+    shapes = []
+    real = allocate._loss
+
+    def counted(fit, p, n, d, fixed):
+        shapes.append(np.shape(n))
+        return real(fit, p, n, d, fixed)
+
+    monkeypatch.setattr(allocate, "_loss", counted)
+    n_opt = optimal_n(chinchilla_fit, budgets, method="numeric")
+    assert n_opt.shape == (chinchilla_fit.n_draws, budgets.size)
+    assert len(shapes) < 100, len(shapes)
+    assert all(np.prod(shape) >= chinchilla_fit.n_draws * budgets.size for shape in shapes), shapes
 
 
 def test_interval_of_n_opt_contains_the_truth(chinchilla_fit):

@@ -1,6 +1,5 @@
 """Fitting, prediction, diagnostics, reproducibility and save/load of fits."""
 
-import time
 import warnings
 
 import numpy as np
@@ -34,18 +33,24 @@ def test_predict_bands_are_ordered_and_cover_the_truth(chinchilla_fit):
     assert ((pred.mean_lower < truth) & (truth < pred.mean_upper)).all(), (pred, truth)
 
 
-def test_prediction_is_vectorised_and_fast(chinchilla_fit):
-    """4000 draws x 1000 points: about as costly as a few whole-array passes (no per-draw Python loop)."""
+def test_prediction_is_vectorised_and_fast(chinchilla_fit, monkeypatch):
+    """4000 draws x 1000 points in a few whole-array law evaluations, no per-draw or per-row Python loop (the
+    mechanism, not seconds: the machines are shared)."""
+    from bayescale.laws import Law
+
     grid = pd.DataFrame({"N": np.geomspace(1e8, 1e11, 1000), "D": np.geomspace(1e9, 1e13, 1000)})
-    assert chinchilla_fit.n_draws == 2000
-    reference = np.random.default_rng(0).random((chinchilla_fit.n_draws, 1000))
-    start = time.perf_counter()
-    np.quantile(reference, [0.05, 0.5, 0.95], axis=0)  # one vectorised pass, measured in the same run
-    one_pass = time.perf_counter() - start
-    start = time.perf_counter()
-    chinchilla_fit.predict(grid)
-    seconds = time.perf_counter() - start
-    assert seconds < 8 * one_pass, f"predict {seconds:.3f} s vs {one_pass:.3f} s for one quantile pass"
+    calls = []
+    real = Law.mean
+
+    def counted(self, params, inputs, constants):
+        out = real(self, params, inputs, constants)
+        calls.append(np.size(out))
+        return out
+
+    monkeypatch.setattr(Law, "mean", counted)
+    pred = chinchilla_fit.predict(grid)
+    assert len(pred) == 1000
+    assert 1 <= len(calls) <= 3 and max(calls) >= chinchilla_fit.n_draws * 1000, calls
 
 
 def test_same_seed_same_posterior(chinchilla_data, chinchilla_fit):
