@@ -278,9 +278,8 @@ def calibrated_prior(
     w = np.ones(len(future)) if task_weights is None else np.asarray(task_weights, float)
     w = w / w.sum()
     log_s, log_b, allowed = _log_axes(points)
-    shifted = [f - f.max(axis=1, keepdims=True) for f in future]
-    offsets = np.array([np.mean(f.max(axis=1)) for f in future])
-    dens = [np.exp(f) for f in shifted]
+    offsets = np.array([np.mean(f.max(axis=1)) for f in future])  # densities are scaled per run for exp()
+    dens = [np.exp(f - f.max(axis=1, keepdims=True)) for f in future]
     best = None
     for weight in LFO_WEIGHTS:
         inner = weight * lfo
@@ -303,7 +302,7 @@ def calibrated_prior(
 
 
 def pointwise_evidence(
-    residual: np.ndarray, noise_sd: np.ndarray, d: np.ndarray, points: Mapping[str, Any], chunk: int = 500
+    residual: np.ndarray, noise_sd: np.ndarray, d: np.ndarray, points: Mapping[str, Any]
 ) -> np.ndarray:
     """Each held-out run's log predictive density per grid point (n, G): its log residual (S, n) is Gaussian given
     a draw with variance v + s^2 g^2 + b^2 r^2 (g = d ** growth, r = ramp(d)), averaged over the S draws."""

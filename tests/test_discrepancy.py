@@ -80,6 +80,14 @@ def test_calibrated_prior_learns_the_scale_that_predicts_held_out_runs():
     assert numbers["lfo_weight"] >= 1.0
 
 
+def test_the_corpus_prior_ships_with_the_package():
+    """The learned prior is package data (a missing file would silently fall back to a uniform grid)."""
+    prior = _discrepancy.shipped_prior()
+    assert prior["tasks"] >= 40 and len(prior["families"]) >= 8, {k: prior.get(k) for k in ("tasks", "families")}
+    assert len(prior["weights"]) == len(prior["scales"]) and sum(prior["weights"]) == pytest.approx(1.0)
+    assert prior["growth"] in (0.5, 0.75, 1.0) and prior["lfo_weight"] in _discrepancy.LFO_WEIGHTS
+
+
 def test_true_law_keeps_the_floor_scale(chinchilla_fit):
     """Simulated from the law itself: the 30 largest runs are predicted well, so the scale stays near 0.01."""
     setting = chinchilla_fit.meta["discrepancy"]
