@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -64,10 +65,15 @@ def fit_cmd(
     """Fit a law to the runs in CSV and save the posterior."""
     import bayescale as bs
 
+    from bayescale.fit import check_output_path
+
+    check_output_path(out)  # before sampling: a bad path must not cost the fit
+    drift = _number_or_auto(discrepancy, "--discrepancy")
     columns = _pairs(col, "--col") or None
-    data = bs.ScalingData.from_csv(csv, columns=columns)
+    the_law = bs.law(law)
+    data = bs.ScalingData.from_csv(csv, columns=columns, roles=[*the_law.inputs, the_law.target])
     result = bs.fit(
-        law,
+        the_law,
         data,
         draws=draws,
         tune=tune,
@@ -75,7 +81,7 @@ def fit_cmd(
         seed=seed,
         likelihood=likelihood,
         walk=walk,
-        discrepancy=_number_or_auto(discrepancy, "--discrepancy"),
+        discrepancy=drift,
         sampler=sampler,
         progress=progress,
     )
@@ -85,7 +91,21 @@ def fit_cmd(
     console.print(result.extrapolation_note, highlight=False)
     for problem in result.diagnostics["problems"]:
         console.print(f"[yellow]warning:[/] {problem}")
-    result.save(out)
+    _save_safely(result, out)
+
+
+def _save_safely(result, out: Path) -> None:
+    """Save a finished fit; if the path fails now (disk full, folder removed), save it in the temp folder and say
+    where, so that the sampling is never lost."""
+    import tempfile
+
+    try:
+        result.save(out)
+    except (OSError, BayescaleError) as exc:
+        fd, rescue = tempfile.mkstemp(prefix=f"{out.stem}-", suffix=".nc")
+        os.close(fd)
+        result.save(rescue)
+        raise BayescaleError(f"could not save the fit to {out} ({exc}); it was saved to {rescue} instead") from None
     console.print(f"saved to {out}")
 
 

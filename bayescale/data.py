@@ -38,13 +38,25 @@ class ScalingData:
         return cls(_select(df, columns, origin), origin=origin)
 
     @classmethod
-    def from_csv(cls, path: str | Path, columns: Mapping[str, str] | None = None, **read_csv: Any) -> ScalingData:
-        """Read runs from a CSV file; `columns` maps role -> column name."""
+    def from_csv(
+        cls,
+        path: str | Path,
+        columns: Mapping[str, str] | None = None,
+        roles: Sequence[str] | None = None,
+        **read_csv: Any,
+    ) -> ScalingData:
+        """Read runs from a CSV file; `columns` maps role -> column name. With `roles` (what a law needs), only the
+        columns that serve a role are kept, and a missing role is named before any value is checked."""
         path = Path(path)
         if not path.is_file():
             raise DataError(f"CSV file {path} does not exist")
-        df = pd.read_csv(path, **read_csv)
-        return cls(_select(df, columns, str(path)), origin=str(path), row_offset=2)
+        try:
+            df = pd.read_csv(path, **read_csv)
+        except pd.errors.EmptyDataError:
+            raise DataError(f"CSV file {path} is empty: expected a header line and one row per run") from None
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise DataError(f"CSV file {path} could not be read: {str(exc).strip()}") from None
+        return cls(_select(df, columns, str(path), roles), origin=str(path), row_offset=2)
 
     # --- access -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -98,7 +110,8 @@ class ScalingData:
         if absent:
             raise DataError(
                 f"law {law.name!r} needs column(s) {absent} (roles); the data from {self.origin} has "
-                f"{self.columns}. Map your columns with columns={{role: column_name}}"
+                f"{self.columns}. Map each role to a column (command line: --col ROLE=COLUMN; Python: "
+                "columns={'N': 'params'})"
             )
         bad = self.frame[law.target] <= 0
         if bad.any():
@@ -156,15 +169,21 @@ class ScalingData:
             )
 
 
-def _select(df: pd.DataFrame, columns: Mapping[str, str] | None, origin: str) -> pd.DataFrame:
-    if columns is None:
-        return df.copy()
-    missing = [(role, col) for role, col in columns.items() if col not in df.columns]
+def _select(
+    df: pd.DataFrame, columns: Mapping[str, str] | None, origin: str, roles: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """The table renamed to roles: the mapped columns, and with `roles` (what a law needs) also the columns already
+    named by a role, checked for every needed role before any value is (so a missing role is named as such)."""
+    missing = [(role, col) for role, col in (columns or {}).items() if col not in df.columns]
     if missing:
         role, col = missing[0]
         raise DataError(
             f"missing column {col!r} (mapped to role {role!r}) in {origin}; available columns: {list(df.columns)}"
         )
+    if roles is not None:
+        columns = _with_named_roles(df, dict(columns or {}), roles, origin)
+    if columns is None:
+        return df.copy()
     return df[list(columns.values())].set_axis(list(columns.keys()), axis=1).copy()
 
 
@@ -196,3 +215,20 @@ def as_frame(new: Any, roles: Sequence[str]) -> pd.DataFrame:
             raise DataError(f"prediction input {role!r}: row {row} has value {_show(frame[role].iloc[row])}")
         frame[role] = arr
     return frame
+
+
+def _with_named_roles(df: pd.DataFrame, columns: dict[str, str], roles: Sequence[str], origin: str) -> dict[str, str]:
+    """`columns` plus every needed or known role that a column already carries by name; raises a DataError naming
+    the roles nothing provides (two of N, D, C stand in for the third: C = 6 N D)."""
+    known = [*roles, *(r for r in (*POSITIVE_ROLES, GROUP) if r not in roles)]
+    mapping = columns | {r: r for r in known if r not in columns and r in df.columns and r not in columns.values()}
+    have = set(mapping)
+    triple = {"N", "D", "C"}
+    absent = [r for r in roles if r not in have and not (r in triple and len((triple - {r}) & have) == 2)]
+    if absent:
+        raise DataError(
+            f"the law needs role(s) {absent} and no column provides them: {origin} has columns {list(df.columns)}. "
+            "Map each role to a column (command line: --col ROLE=COLUMN, e.g. --col N=params; Python: "
+            "columns={'N': 'params'}); two of N, D, C give the third"
+        )
+    return mapping

@@ -277,7 +277,7 @@ class Fit:
 
     def save(self, path: str | Path) -> Path:
         """Write the fit (posterior, data, law file, options) to netCDF atomically: temp file, then rename."""
-        path = Path(path)
+        path = check_output_path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
@@ -285,6 +285,7 @@ class Fit:
             idata = self.idata.copy()
             idata.posterior.attrs["bayescale"] = json.dumps(self.meta)
             idata.to_netcdf(tmp)
+            os.chmod(tmp, 0o666 & ~_umask())  # as any new file: colleagues may read it where the umask allows
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -391,6 +392,29 @@ def fit(
     return result
 
 
+def check_output_path(path: str | Path) -> Path:
+    """The path a fit will be saved to, checked before any sampling: not a folder, and under a folder that exists
+    (or can be made) and is writable. Raises a BayescaleError naming what is in the way."""
+    path = Path(path)
+    if path.is_dir():
+        raise BayescaleError(f"cannot save the fit to {path}: it is a folder; give a file name such as {path}/fit.nc")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise BayescaleError(f"cannot save the fit to {path}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise BayescaleError(f"cannot save the fit to {path}: no permission to write in {parent}")
+            break
+    return path
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _options(
     law: Law,
     draws: int | None,
@@ -411,11 +435,14 @@ def _options(
         raise BayescaleError(
             f"discrepancy must be 'auto' or a number >= 0 (the drift's slope scale), got {discrepancy!r}"
         )
+    for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1):
+            raise BayescaleError(f"{name} must be a whole number >= 1, got {value!r}")
     if "target_accept" in law.sampling and sampler.startswith("nutpie"):
         sampler_kwargs = {"target_accept": law.sampling["target_accept"], **sampler_kwargs}
     return {
-        "draws": draws or law.sampling.get("draws", 1000),
-        "tune": tune or law.sampling.get("tune", 1000),
+        "draws": law.sampling.get("draws", 1000) if draws is None else draws,
+        "tune": law.sampling.get("tune", 1000) if tune is None else tune,
         "chains": chains,
         "seed": seed,
         "sampler": sampler,

@@ -149,15 +149,10 @@ def plot_crossover(result: Any, ax: Any = None) -> Any:
     col = [c for c in t.columns if c.startswith("P(")][0]
     ax.plot(t["C"], t[col], color="tab:purple", lw=2, marker="o", ms=3, label=col)
     ax.axhline(0.5, color="grey", ls=":", lw=1)
-    if result.crossing is not None:
-        ax.axvspan(
-            result.crossing["lower"],
-            result.crossing["upper"],
-            color="tab:purple",
-            alpha=0.15,
-            label=f"crossing, {result.crossing['prob']:.0%} interval",
-        )
-        ax.axvline(result.crossing["median"], color="tab:purple", ls="--", lw=1)
+    for i, crossing in enumerate(result.crossings):
+        label = f"crossing, {crossing['prob']:.0%} interval" if i == 0 else None
+        ax.axvspan(crossing["lower"], crossing["upper"], color="tab:purple", alpha=0.15, label=label)
+        ax.axvline(crossing["median"], color="tab:purple", ls="--", lw=1)
     ax.set_xscale("log")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("training compute C (FLOPs)")

@@ -124,6 +124,25 @@ def test_crossover_covers_a_known_crossing():
     assert result.table["P(a better)"].iloc[0] < 0.1 and result.table["P(a better)"].iloc[-1] > 0.9
 
 
+def test_crossover_reports_every_crossing():
+    """a wins only in the middle of the grid (P(a better) 0 -> 1 -> 0): two crossings, each with its interval."""
+    from bayescale.crossover import _crossings
+
+    c = np.geomspace(1e18, 1e26, 41)
+    x = np.log10(c)
+    rng = np.random.default_rng(0)
+    shift = rng.normal(0, 0.1, (2000, 1))  # each draw's crossings move together by ~0.1 decade
+    diff = (x[None, :] - 20 - shift) * (x[None, :] - 23 - shift)  # negative (a better) between 1e20 and 1e23
+    crossings, first = _crossings(diff, c, prob=0.9)
+    assert len(crossings) == 2, crossings
+    for crossing, truth in zip(crossings, (1e20, 1e23), strict=True):
+        assert crossing["lower"] < truth < crossing["upper"], (crossing, truth)
+        assert 1.2 < crossing["upper"] / crossing["lower"] < 3, crossing  # +-1.645 x 0.1 decade, not the grid
+    assert np.nanmedian(first) == pytest.approx(1e20, rel=0.1)
+    one, _ = _crossings(diff[:, :20], c[:20], prob=0.9)  # a grid that ends before the second crossing
+    assert len(one) == 1 and one[0]["lower"] < 1e20 < one[0]["upper"]
+
+
 def test_plots_take_and_return_an_axis(chinchilla_fit):
     import matplotlib
 

@@ -60,6 +60,9 @@ def test_fit_then_predict(runs_csv, tmp_path):
     assert summary.returncode == 0 and "beta" in summary.stdout
 
 
+FIT = ["fit", "{csv}", "--law", "chinchilla", "--col", "N=params", "--col", "D=tokens"]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -74,10 +77,18 @@ def test_fit_then_predict(runs_csv, tmp_path):
             "--discrepancy: expected 'auto' or a number, got 'gp'",
         ),
         (["predict", "{csv}", "--at", "N=1e9"], "is not a bayescale fit"),
+        (["fit", "{empty}", "--law", "chinchilla", "-o", "x.nc"], "empty.csv is empty"),
+        ([*FIT, "-o", "x.nc", "--chains", "0"], "chains must be a whole number >= 1, got 0"),
+        ([*FIT, "-o", "x.nc", "--draws", "0"], "draws must be a whole number >= 1, got 0"),
+        (["fit", "{csv}", "--law", "chinchilla", "-o", "{csv}/fit.nc"], "runs.csv is a file, not a folder"),
+        (["fit", "{csv}", "--law", "chinchilla", "-o", "x.nc"], "needs role(s) ['N', 'D']"),
+        (["fit", "{csv}", "--law", "chinchilla", "-o", "x.nc", "--col", "N=params"], "needs role(s) ['D']"),
     ],
 )
 def test_errors_are_one_clear_line(args, message, runs_csv, tmp_path):
-    out = cli(*[a.replace("{csv}", str(runs_csv)) for a in args], cwd=tmp_path)
+    (tmp_path / "empty.csv").write_bytes(b"")
+    args = [a.replace("{csv}", str(runs_csv)).replace("{empty}", str(tmp_path / "empty.csv")) for a in args]
+    out = cli(*args, cwd=tmp_path)
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr, out.stderr
 

@@ -63,6 +63,30 @@ def test_csv_errors_give_the_line(tmp_path):
         bs.ScalingData.from_csv(tmp_path / "nope.csv")
 
 
+def test_empty_csv_is_named(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_bytes(b"")
+    with pytest.raises(bs.DataError, match="empty.csv is empty"):
+        bs.ScalingData.from_csv(path)
+
+
+def test_roles_the_law_needs_are_checked_first(tmp_path):
+    """A missing role is named as such (not reported as duplicated rows), and columns no role uses are ignored."""
+    df = runs().assign(color="red")
+    path = tmp_path / "runs.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(bs.DataError, match=r"needs role\(s\) \['N', 'D'\].*--col ROLE=COLUMN"):
+        bs.ScalingData.from_csv(path, roles=["N", "D", "loss"])
+    with pytest.raises(bs.DataError, match=r"needs role\(s\) \['D'\]"):
+        bs.ScalingData.from_csv(path, columns={"N": "params"}, roles=["N", "D", "loss"])
+    data = bs.ScalingData.from_csv(path, columns={"N": "params", "D": "tokens"}, roles=["N", "D", "loss"])
+    assert data.columns == ["N", "D", "loss"]  # 'color' (not numeric) is not a role: ignored, no error
+    flops = df.assign(C=6 * df.params * df.tokens).drop(columns="tokens")
+    flops.to_csv(path, index=False)
+    data = bs.ScalingData.from_csv(path, columns={"N": "params"}, roles=["N", "D", "loss"])  # D from N and C
+    assert set(data.columns) == {"N", "C", "loss"}
+
+
 def test_too_few_rows_for_the_law():
     data = bs.ScalingData.from_frame(runs(5), columns=COLS)
     with pytest.raises(bs.DataError, match=r"too few runs for law 'chinchilla': 5 rows for 6 parameters"):

@@ -122,6 +122,37 @@ def test_save_load_round_trip_identical(tmp_path, chinchilla_fit):
     assert loaded.diagnostics == chinchilla_fit.diagnostics
 
 
+def test_saved_fit_follows_the_umask(tmp_path, chinchilla_fit):
+    """A fit is written through a private temporary file; the result is readable as any new file would be."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = chinchilla_fit.save(tmp_path / "shared.nc")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_bad_sampling_numbers_are_rejected_before_sampling(chinchilla_data):
+    for option, value in (("draws", 0), ("chains", 0), ("tune", -5), ("draws", 2.5)):
+        with pytest.raises(bs.BayescaleError, match=rf"{option} must be a whole number >= 1, got {value}"):
+            bs.fit("chinchilla", chinchilla_data, progress=False, **{option: value})
+
+
+def test_output_path_is_checked_before_fitting(tmp_path):
+    from bayescale.fit import check_output_path
+
+    blocker = tmp_path / "runs.csv"
+    blocker.write_text("x")
+    with pytest.raises(bs.BayescaleError, match="runs.csv is a file, not a folder"):
+        check_output_path(blocker / "sub" / "fit.nc")
+    with pytest.raises(bs.BayescaleError, match="it is a folder"):
+        check_output_path(tmp_path)
+    assert check_output_path(tmp_path / "new" / "fit.nc") == tmp_path / "new" / "fit.nc"
+
+
 def test_interrupted_save_keeps_the_old_file(tmp_path, chinchilla_fit, monkeypatch):
     path = chinchilla_fit.save(tmp_path / "fit.nc")
     before = path.read_bytes()
