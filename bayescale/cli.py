@@ -64,7 +64,6 @@ def fit_cmd(
 ) -> None:
     """Fit a law to the runs in CSV and save the posterior."""
     import bayescale as bs
-
     from bayescale.fit import check_output_path
 
     check_output_path(out)  # before sampling: a bad path must not cost the fit
