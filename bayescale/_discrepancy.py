@@ -29,8 +29,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from scipy.special import logsumexp
 
 from bayescale import _walk
 from bayescale.errors import BayescaleError
@@ -306,6 +304,8 @@ def pointwise_evidence(
 ) -> np.ndarray:
     """Each held-out run's log predictive density per grid point (n, G): its log residual (S, n) is Gaussian given
     a draw with variance v + s^2 g^2 + b^2 r^2 (g = d ** growth, r = ramp(d)), averaged over the S draws."""
+    from scipy.special import logsumexp
+
     s2 = np.asarray(points["scales"], float) ** 2
     b2 = np.asarray(points["offsets"], float) ** 2
     g2 = (np.asarray(d, float) ** float(points.get("growth", 1.0))) ** 2
@@ -360,6 +360,8 @@ def joint_evidence(
     Given a draw, the runs' log residuals are Gaussian with mean m g and covariance v I + s^2 g g' + b^2 r r'
     (g = d ** growth, r = ramp(d); `points` may give "growth", default 1): one shared slope and offset per draw,
     noise per run; the density uses the rank-2 (Woodbury) identities, for all points at once."""
+    from scipy.special import logsumexp
+
     S, n = residual.shape
     lw = np.full(S, -np.log(S)) if log_weights is None else log_weights - logsumexp(log_weights)
     m, b, s = (np.asarray(points[k], float)[None, :] for k in GRID_KEYS)
@@ -405,6 +407,8 @@ def _cut_evidence(
 ) -> dict[str, Any]:
     """The evidence of one cut from a posterior fitted on a superset of its inner runs: importance weights
     drop the source's extra runs. `raw` also returns what the evidence is computed from (for bench/corpus.py)."""
+    from scipy.special import logsumexp
+
     law = source.fit.law
     dropped = np.flatnonzero(~inner & source.fitted)
     log_w, k = _importance_weights(source.loglik[:, dropped]) if len(dropped) else (np.zeros(source.fit.n_draws), 0.0)
@@ -505,6 +509,8 @@ def reweight(setting: Mapping[str, Any], prior: Mapping[str, Any]) -> dict[str, 
 def noise_factor(likelihood: str, nu: float) -> float:
     """The sd of a Gaussian with the likelihood's interquartile range, per unit of its scale (1.10 for t4)."""
     if likelihood == "student_t":
+        from scipy import stats
+
         return float(stats.t.ppf(0.75, nu) / stats.norm.ppf(0.75))
     return 1.0
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
 
 from bayescale import _walk
 from bayescale.data import GROUP, ScalingData
 from bayescale.errors import BayescaleError
 from bayescale.laws import Law, Param, Prior
+
+if TYPE_CHECKING:  # PyMC loads only when a model is built (start-up cost of the CLI)
+    import pymc as pm
+    import pytensor.tensor as pt
 
 Mode = Literal["shared", "separate", "pooled"]
 Likelihood = Literal["normal", "student_t"]
@@ -98,6 +100,8 @@ def data_arrays(spec: ModelSpec, data: ScalingData) -> dict[str, np.ndarray]:
 
 
 def _rv(name: str, prior: Prior, constants: Mapping[str, pt.TensorVariable], **kw) -> pt.TensorVariable:
+    import pymc as pm
+
     from bayescale._formula import evaluate
 
     args = {k: evaluate(v, constants, "pytensor") if not isinstance(v, float) else v for k, v in prior.args.items()}
@@ -111,6 +115,9 @@ def _pooled(param: Param, constants: Mapping[str, pt.TensorVariable], centred: b
     (measured: ESS 2000 vs 100-280 on 5 power-law families of 12 runs); non-centred avoids the funnel
     when groups have very few runs.
     """
+    import pymc as pm
+    import pytensor.tensor as pt
+
     name = param.name
     centre = _rv(f"{name}_mu", param.prior, constants)
     spread = pm.HalfNormal(f"{name}_tau", sigma=0.5)
@@ -132,6 +139,9 @@ def _pooled(param: Param, constants: Mapping[str, pt.TensorVariable], centred: b
 
 def build(spec: ModelSpec, arrays: Mapping[str, np.ndarray]) -> pm.Model:
     """The PyMC model: priors from the law file, the law's mean, and a likelihood on log(target)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
     law = spec.law
     coords = {"group": list(spec.groups)} if spec.groups else {}
     with pm.Model(coords=coords) as model:

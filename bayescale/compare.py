@@ -6,7 +6,6 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import arviz as az
 import numpy as np
 import pandas as pd
 
@@ -40,6 +39,8 @@ def compare(fits: Mapping[str, Fit], method: str = "loo", **lfo_options: Any) ->
         return leave_future_out(fits, **lfo_options)
     if method != "loo":
         raise BayescaleError(f"method must be 'loo' or 'lfo', got {method!r}")
+    import arviz as az
+
     first = next(iter(fits.values()))
     y0 = np.log(first.data[first.law.target])
     for name, fit in fits.items():

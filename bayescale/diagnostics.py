@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
-import arviz as az
 import numpy as np
+
+if TYPE_CHECKING:
+    import arviz as az
 
 
 class SamplingWarning(UserWarning):
@@ -18,6 +21,8 @@ ESS_PER_CHAIN_MIN = 100
 
 def check(idata: az.InferenceData, var_names: list[str]) -> dict:
     """Measure divergences, worst R-hat and lowest bulk ESS; return them and the problems found, in words."""
+    import arviz as az
+
     stats = idata.sample_stats
     chains = idata.posterior.sizes["chain"]
     n_draws = chains * idata.posterior.sizes["draw"]

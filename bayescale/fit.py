@@ -11,20 +11,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
-import arviz as az
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from bayescale import _discrepancy, _walk, diagnostics
 from bayescale._model import Likelihood, Mode, ModelSpec, data_arrays, make_spec
-from bayescale._sampling import Sampler, run
 from bayescale.data import GROUP, ScalingData, as_frame
 from bayescale.errors import BayescaleError, FitFileError
-from bayescale.laws import Law, from_spec
+from bayescale.laws import Law, Sampler, from_spec
 from bayescale.laws import law as get_law
 
 if TYPE_CHECKING:
+    import arviz as az
+
     from bayescale.pointfit import PointFit
 
 FORMAT_VERSION = 2  # 2: Gaussian drift slope, frontier along every axis, corpus-prior discrepancy
@@ -255,6 +254,8 @@ class Fit:
 
     def summary(self, prob: float = 0.9) -> pd.DataFrame:
         """Posterior mean, sd, HDI at `prob`, R-hat and bulk ESS per parameter, with published values where known."""
+        import arviz as az
+
         table = az.summary(self.idata, var_names=self.var_names, hdi_prob=prob, round_to="none")
         table = table[["mean", "sd", *[c for c in table.columns if c.startswith("hdi_")], "ess_bulk", "r_hat"]]
         published = self.law.published
@@ -477,6 +478,8 @@ def _prepare(law: Law, data: ScalingData | pd.DataFrame, flops_per_token_param: 
 
 def _sample(law: Law, data: ScalingData, options: dict[str, Any]) -> Fit:
     """Build the model, run NUTS and wrap the posterior as a Fit with no learned discrepancy yet."""
+    from bayescale._sampling import run
+
     o = options
     spec = make_spec(
         law, data, likelihood=o["likelihood"], nu=o["nu"], groups=o["groups"], pooling=o["pooling"], walk=o["walk"]
@@ -538,6 +541,9 @@ def _finish(
     idata: az.InferenceData, spec: ModelSpec, data: ScalingData, constants: dict[str, float]
 ) -> az.InferenceData:
     """Keep what a fit needs: posterior (+ derived quantities), sample stats, the runs, pointwise log-likelihood."""
+    import arviz as az
+    import xarray as xr
+
     law = spec.law
     post = idata.posterior
     keep = [v for v in post.data_vars if not v.endswith(("_z", "_u"))]
@@ -564,6 +570,8 @@ def _pointwise_loglik(idata: az.InferenceData, spec: ModelSpec, data: ScalingDat
 
 def load(path: str | Path) -> Fit:
     """Read a fit written by `Fit.save`; predictions from it match the original exactly."""
+    import arviz as az
+
     path = Path(path)
     if not path.is_file():
         raise FitFileError(f"no saved fit at {path}")

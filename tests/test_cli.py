@@ -22,6 +22,19 @@ def test_laws_lists_formula_inputs_reference():
     assert "Hoffmann et al. 2022" in out.stdout and "inputs: N, D" in out.stdout
 
 
+def test_start_up_loads_no_heavy_library():
+    """`bayescale --help`, `laws` and `import bayescale` load PyMC, PyTensor, ArviZ, xarray and scipy.stats only
+    when a command needs them (they cost seconds at start-up)."""
+    code = (
+        "import sys, bayescale, bayescale.cli\n"
+        "[bayescale.law(n) for n in bayescale.laws()]\n"
+        "print(sorted(m for m in ('pymc', 'pytensor', 'arviz', 'xarray', 'scipy.stats') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 @pytest.fixture(scope="module")
 def runs_csv(tmp_path_factory):
     path = tmp_path_factory.mktemp("cli") / "runs.csv"
