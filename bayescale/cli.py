@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,6 +16,53 @@ from bayescale.errors import BayescaleError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Bayesian neural scaling laws.")
 # wide tables when piped to a file or another program (rich would otherwise wrap at 80 columns)
 console = Console(width=None if sys.stdout.isatty() else 220)
+
+
+class Format(StrEnum):
+    """How a command prints its result: a table for people, CSV or JSON for scripts."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+FORMAT_HELP = "table (for reading), csv or json (for scripts)."
+PROB_HELP = "Probability mass of the central interval, e.g. 0.9 for a 90% band."
+FormatOption = Annotated[Format, typer.Option("--format", "-f", help=FORMAT_HELP)]
+
+
+def _emit(frame: Any, title: str, fmt: Format, index: str = "") -> None:
+    """Print a result frame as a rich table, CSV or JSON records (the index becomes column `index`)."""
+    if fmt is Format.table:
+        from bayescale.report import frame_table
+
+        console.print(frame_table(frame, title))
+        return
+    flat = frame.reset_index(names=index or None) if index or frame.index.name else frame
+    if fmt is Format.csv:
+        sys.stdout.write(flat.to_csv(index=False))
+    else:
+        import json
+
+        records = json.loads(flat.to_json(orient="records", double_precision=6))  # NaN -> null, '/' unescaped
+        sys.stdout.write(json.dumps(records) + "\n")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"bayescale {version('bayescale')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Bayesian neural scaling laws."""
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
@@ -29,10 +77,28 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 
 
 @app.command("laws")
-def laws_cmd(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show priors too.")] = False) -> None:
+def laws_cmd(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show priors too.")] = False,
+    fmt: FormatOption = Format.table,
+) -> None:
     """List every law in the catalogue with its formula, inputs and reference."""
     from bayescale.laws import law, laws
 
+    if fmt is not Format.table:
+        import pandas as pd
+
+        rows = [law(n) for n in laws()]
+        table = pd.DataFrame(
+            {
+                "law": [x.name for x in rows],
+                "title": [x.title for x in rows],
+                "formula": [f"{x.target} = {x.formula.source}" for x in rows],
+                "inputs": [" ".join(x.inputs) for x in rows],
+                "params": [" ".join(x.params) for x in rows],
+                "reference": [x.reference for x in rows],
+            }
+        )
+        return _emit(table, "", fmt)
     for name in laws():
         the_law = law(name)
         console.print(the_law.describe(), highlight=False)
@@ -50,8 +116,8 @@ def fit_cmd(
     col: Annotated[list[str], typer.Option("--col", help="ROLE=COLUMN, e.g. N=params (repeatable).")] = [],  # noqa: B006
     draws: Annotated[int | None, typer.Option(help="Draws per chain (default: the law's, else 1000).")] = None,
     tune: Annotated[int | None, typer.Option(help="Tuning steps per chain (default: the law's, else 1000).")] = None,
-    chains: int = 4,
-    seed: int = 0,
+    chains: Annotated[int, typer.Option(help="Independent Markov chains (4 lets R-hat check convergence).")] = 4,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same posterior.")] = 0,
     likelihood: Annotated[str, typer.Option(help="student_t (robust, default) or normal")] = "student_t",
     walk: Annotated[bool, typer.Option(help="Add the learned discrepancy in log compute (README).")] = False,
     discrepancy: Annotated[
@@ -60,7 +126,7 @@ def fit_cmd(
     sampler: Annotated[
         str | None, typer.Option(help="nutpie (default), nutpie-numba, pymc or numpyro; default: the law's.")
     ] = None,
-    progress: bool = True,
+    progress: Annotated[bool, typer.Option(help="Show sampling progress.")] = True,
 ) -> None:
     """Fit a law to the runs in CSV and save the posterior."""
     import bayescale as bs
@@ -122,14 +188,14 @@ def predict_cmd(
     fit_path: Annotated[Path, typer.Argument(help="A saved fit (.nc).")],
     at: Annotated[list[str], typer.Option("--at", help="Inputs, e.g. N=7e10,D=1.4e12 (repeatable).")] = [],  # noqa: B006
     csv: Annotated[Path | None, typer.Option("--csv", help="CSV of inputs to predict at.")] = None,
-    prob: float = 0.9,
-    seed: int = 0,
+    prob: Annotated[float, typer.Option(help=PROB_HELP)] = 0.9,
+    seed: Annotated[int, typer.Option(help="Random seed of the predictive draws.")] = 0,
+    fmt: FormatOption = Format.table,
 ) -> None:
     """Posterior-predictive median and band at new inputs."""
     import pandas as pd
 
     import bayescale as bs
-    from bayescale.report import frame_table
 
     result = bs.load(fit_path)
     rows = []
@@ -142,18 +208,22 @@ def predict_cmd(
     frame = pd.concat([pd.DataFrame(rows), pd.read_csv(csv)] if csv else [pd.DataFrame(rows)], ignore_index=True)
     if frame.empty:
         raise BayescaleError("give --at ROLE=VALUE,... or --csv FILE")
-    console.print(frame_table(result.predict(frame, prob=prob, seed=seed), f"{result.law.name}: {prob:.0%} bands"))
+    _emit(result.predict(frame, prob=prob, seed=seed), f"{result.law.name}: {prob:.0%} bands", fmt)
 
 
 @app.command("summary")
-def summary_cmd(fit_path: Path, prob: float = 0.9) -> None:
+def summary_cmd(
+    fit_path: Annotated[Path, typer.Argument(help="A saved fit (.nc).")],
+    prob: Annotated[float, typer.Option(help="Probability mass of the highest-density intervals.")] = 0.9,
+    fmt: FormatOption = Format.table,
+) -> None:
     """Posterior table of a saved fit."""
     import bayescale as bs
-    from bayescale.report import frame_table
 
     result = bs.load(fit_path)
-    console.print(frame_table(result.summary(prob=prob), f"{result.law.name} ({prob:.0%} HDI)"))
-    console.print(result.extrapolation_note, highlight=False)
+    _emit(result.summary(prob=prob), f"{result.law.name} ({prob:.0%} HDI)", fmt, index="param")
+    if fmt is Format.table:
+        console.print(result.extrapolation_note, highlight=False)
 
 
 @app.command("allocate")
@@ -162,22 +232,23 @@ def allocate_cmd(
     compute: Annotated[
         str, typer.Option("--compute", help="Budgets in FLOPs, comma-separated.")
     ] = "1e21,1e22,1e23,1e24",
-    prob: float = 0.9,
+    prob: Annotated[float, typer.Option(help=PROB_HELP)] = 0.9,
     target_loss: Annotated[
         float | None, typer.Option("--target-loss", help="Cheapest budget reaching this loss.")
     ] = None,
     inference_tokens: Annotated[float, typer.Option(help="Inference tokens priced at 2N FLOPs each.")] = 0.0,
-    flops_per_token_param: float = 6.0,
+    flops_per_token_param: Annotated[
+        float, typer.Option(help="Training FLOPs per token and parameter (C = k N D).")
+    ] = 6.0,
+    fmt: FormatOption = Format.table,
 ) -> None:
     """Compute-optimal N*, D*, tokens per parameter and loss per budget, or the cheapest budget for a target loss."""
     import bayescale as bs
-    from bayescale.report import frame_table
 
     result = bs.load(fit_path)
     if target_loss is not None:
         table = result.target_loss(target_loss, prob=prob, flops_per_token_param=flops_per_token_param)
-        console.print(frame_table(table, f"Cheapest compute reaching loss {target_loss} with probability {prob}"))
-        return
+        return _emit(table, f"Cheapest compute reaching loss {target_loss} with probability {prob}", fmt)
     try:
         budgets = [float(c) for c in compute.split(",")]
     except ValueError:
@@ -185,7 +256,10 @@ def allocate_cmd(
     alloc = result.allocate(
         budgets, prob=prob, flops_per_token_param=flops_per_token_param, inference_tokens=inference_tokens
     )
-    console.print(frame_table(alloc.table.T, f"{result.law.name}: compute-optimal allocation ({prob:.0%} intervals)"))
+    title = f"{result.law.name}: compute-optimal allocation ({prob:.0%} intervals)"
+    if fmt is Format.table:
+        return _emit(alloc.table.T, title, fmt)
+    _emit(alloc.table, title, fmt)  # one row per budget, named columns
 
 
 @app.command("compare")
@@ -193,12 +267,12 @@ def compare_cmd(
     fits: Annotated[list[Path], typer.Argument(help="Two or more saved fits (.nc) of the same runs.")],
     lfo: Annotated[bool, typer.Option("--lfo", help="Leave-future-out: refit below a compute cutoff.")] = False,
     fraction: Annotated[float, typer.Option(help="With --lfo: share of the largest runs held out.")] = 0.2,
+    fmt: FormatOption = Format.table,
 ) -> None:
     """Rank laws by PSIS-LOO (default) or leave-future-out; warns about runs with high Pareto k."""
     import warnings
 
     import bayescale as bs
-    from bayescale.report import frame_table
 
     loaded = {}
     for path in fits:
@@ -208,18 +282,18 @@ def compare_cmd(
         warnings.simplefilter("always")
         table = bs.compare(loaded, method="lfo" if lfo else "loo", fraction=fraction)
     title = f"leave-future-out (top {fraction:.0%} by compute held out)" if lfo else "PSIS-LOO"
-    console.print(frame_table(table, title))
+    _emit(table, title, fmt, index="law")
     for w in caught:
         if "Pareto" in str(w.message):
-            console.print(f"[yellow]warning:[/] {w.message}")
+            Console(stderr=True).print(f"[yellow]warning:[/] {w.message}", soft_wrap=True)
 
 
 @app.command("demo")
 def demo_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("bayescale-demo.png"),
-    draws: int = 1000,
-    chains: int = 4,
-    seed: int = 0,
+    draws: Annotated[int, typer.Option(help="Draws per chain.")] = 1000,
+    chains: Annotated[int, typer.Option(help="Independent Markov chains.")] = 4,
+    seed: Annotated[int, typer.Option(help="Random seed of the simulation and the sampler.")] = 0,
 ) -> None:
     """Simulate runs from the published Chinchilla law, fit, and predict a 70B / 1.4T-token run."""
     from bayescale.demo import run_demo
@@ -241,7 +315,7 @@ def fit_many_cmd(
     scheduler: Annotated[
         str | None, typer.Option(help="Address of a running dask scheduler to use instead, e.g. tcp://10.0.0.5:8786.")
     ] = None,
-    progress: bool = True,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar over the jobs.")] = True,
 ) -> None:
     """Fit every job in parallel (dask); save each fit and summary.csv. Exit code 1 when any job failed."""
     from bayescale.many import fit_many, jobs_from_csv

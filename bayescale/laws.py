@@ -172,11 +172,16 @@ def law(name_or_path: str | Path | Law) -> Law:
             raise UnknownLawError(f"law file {text} does not exist")
         return _load(str(path.resolve()))
     catalogue = _catalogue()
-    if text not in catalogue:
+    by_lower = {k.lower(): k for k in catalogue}
+    if text.lower() not in by_lower:
+        import difflib
+
+        near = difflib.get_close_matches(text.lower(), list(by_lower), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(repr(by_lower[n]) for n in near)}? " if near else ""
         raise UnknownLawError(
-            f"unknown law {text!r}; known laws: {', '.join(catalogue)} (or give a path to a .toml file)"
+            f"unknown law {text!r}; {hint}known laws: {', '.join(catalogue)} (or give a path to a .toml file)"
         )
-    return _load(str(catalogue[text]))
+    return _load(str(catalogue[by_lower[text.lower()]]))
 
 
 @cache

@@ -1,8 +1,11 @@
 """The `bayescale` console script end to end, including its error path."""
 
+import io
+import json
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 import bayescale as bs
@@ -71,6 +74,23 @@ def test_fit_then_predict(runs_csv, tmp_path):
     assert "median" in pred.stdout and "7e+10" in pred.stdout
     summary = cli("summary", str(out_path))
     assert summary.returncode == 0 and "beta" in summary.stdout
+    as_json = cli("predict", str(out_path), "--at", "N=7e10,D=1.4e12", "--at", "N=1e9,D=2e10", "--format", "json")
+    rows = json.loads(as_json.stdout)
+    assert len(rows) == 2 and rows[0]["N"] == 7e10 and rows[0]["lower"] < rows[0]["median"] < rows[0]["upper"]
+    as_csv = cli("allocate", str(out_path), "--compute", "1e21,1e23", "-f", "csv")
+    table = pd.read_csv(io.StringIO(as_csv.stdout))
+    assert len(table) == 2 and table["C"].tolist() == [1e21, 1e23]  # one row per budget
+    params = pd.read_csv(io.StringIO(cli("summary", str(out_path), "-f", "csv").stdout))
+    assert "alpha" in params["param"].tolist()
+
+
+def test_version_and_machine_readable_laws():
+    from importlib.metadata import version
+
+    assert cli("--version").stdout.strip() == f"bayescale {version('bayescale')}"
+    laws = json.loads(cli("laws", "--format", "json").stdout)
+    chinchilla = next(x for x in laws if x["law"] == "chinchilla")
+    assert chinchilla["inputs"] == "N D" and "E + exp(a - alpha * log(N / N0))" in chinchilla["formula"]
 
 
 FIT = ["fit", "{csv}", "--law", "chinchilla", "--col", "N=params", "--col", "D=tokens"]
@@ -81,7 +101,7 @@ FIT = ["fit", "{csv}", "--law", "chinchilla", "--col", "N=params", "--col", "D=t
     [
         (
             ["fit", "{csv}", "--law", "chinchila", "-o", "x.nc", "--col", "N=params", "--col", "D=tokens"],
-            "unknown law 'chinchila'",
+            "unknown law 'chinchila'; did you mean 'chinchilla'?",
         ),
         (["fit", "{csv}", "--law", "chinchilla", "-o", "x.nc", "--col", "N=parms"], "missing column 'parms'"),
         (["predict", "nothere.nc", "--at", "N=1e9,D=1e10"], "no saved fit at nothere.nc"),
