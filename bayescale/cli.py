@@ -188,7 +188,7 @@ def predict_cmd(
     fit_path: Annotated[Path, typer.Argument(help="A saved fit (.nc).")],
     at: Annotated[list[str], typer.Option("--at", help="Inputs, e.g. N=7e10,D=1.4e12 (repeatable).")] = [],  # noqa: B006
     csv: Annotated[Path | None, typer.Option("--csv", help="CSV of inputs to predict at.")] = None,
-    prob: Annotated[float, typer.Option(help=PROB_HELP)] = 0.9,
+    prob: Annotated[str, typer.Option(help=PROB_HELP + " Several, comma-separated: 0.5,0.9.")] = "0.9",
     seed: Annotated[int, typer.Option(help="Random seed of the predictive draws.")] = 0,
     fmt: FormatOption = Format.table,
 ) -> None:
@@ -208,7 +208,13 @@ def predict_cmd(
     frame = pd.concat([pd.DataFrame(rows), pd.read_csv(csv)] if csv else [pd.DataFrame(rows)], ignore_index=True)
     if frame.empty:
         raise BayescaleError("give --at ROLE=VALUE,... or --csv FILE")
-    _emit(result.predict(frame, prob=prob, seed=seed), f"{result.law.name}: {prob:.0%} bands", fmt)
+    try:
+        probs = [float(p) for p in prob.split(",")]
+    except ValueError:
+        raise BayescaleError(f"--prob expects a number or comma-separated numbers, got {prob!r}") from None
+    levels = ", ".join(f"{p:.0%}" for p in probs)
+    table = result.predict(frame, prob=probs if len(probs) > 1 else probs[0], seed=seed)
+    _emit(table, f"{result.law.name}: {levels} bands", fmt)
 
 
 @app.command("summary")

@@ -22,8 +22,16 @@ class ScalingData:
     `ScalingData.from_csv("runs.csv", columns={"N": "params", "D": "tokens", "loss": "loss"})`.
     """
 
-    def __init__(self, frame: pd.DataFrame, origin: str = "data", row_offset: int = 0, check: bool = True):
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        origin: str = "data",
+        row_offset: int = 0,
+        check: bool = True,
+        names: Mapping[str, str] | None = None,
+    ):
         self.origin = origin
+        self.names = dict(names or {})  # role -> the user's column name, where they differ (names in = names out)
         self._row_offset = row_offset  # CSV line of row 0, for messages
         self.frame = frame.reset_index(drop=True)
         if check:
@@ -35,7 +43,7 @@ class ScalingData:
         cls, df: pd.DataFrame, columns: Mapping[str, str] | None = None, origin: str = "DataFrame"
     ) -> ScalingData:
         """Take runs from a DataFrame; `columns` maps role -> column name (unmapped roles keep their names)."""
-        return cls(_select(df, columns, origin), origin=origin)
+        return cls(_select(df, columns, origin), origin=origin, names=_renamed(columns))
 
     @classmethod
     def from_csv(
@@ -56,7 +64,8 @@ class ScalingData:
             raise DataError(f"CSV file {path} is empty: expected a header line and one row per run") from None
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise DataError(f"CSV file {path} could not be read: {str(exc).strip()}") from None
-        return cls(_select(df, columns, str(path), roles), origin=str(path), row_offset=2)
+        frame = _select(df, columns, str(path), roles)
+        return cls(frame, origin=str(path), row_offset=2, names=_renamed(columns))
 
     # --- access -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -81,7 +90,7 @@ class ScalingData:
 
     def subset(self, mask: Sequence[bool] | np.ndarray) -> ScalingData:
         """The runs where `mask` is true (for hold-out splits)."""
-        return ScalingData(self.frame[np.asarray(mask, dtype=bool)], origin=f"{self.origin} (subset)")
+        return ScalingData(self.frame[np.asarray(mask, dtype=bool)], origin=f"{self.origin} (subset)", names=self.names)
 
     def with_inputs(self, needed: Sequence[str], flops_per_token_param: float = 6.0) -> ScalingData:
         """Complete the N, D, C triple with C = k·N·D when a law needs one of them and two are present."""
@@ -101,7 +110,7 @@ class ScalingData:
                 frame["N"] = frame["C"] / (k * frame["D"])
             else:
                 frame["C"] = k * frame["N"] * frame["D"]
-        return ScalingData(frame, origin=self.origin, check=False)
+        return ScalingData(frame, origin=self.origin, check=False, names=self.names)
 
     def check_for(self, law: Any, n_extra_params: int = 1) -> None:
         """Raise a DataError when this table cannot fit `law`: a missing input or too few rows."""
@@ -185,6 +194,11 @@ def _select(
     if columns is None:
         return df.copy()
     return df[list(columns.values())].set_axis(list(columns.keys()), axis=1).copy()
+
+
+def _renamed(columns: Mapping[str, str] | None) -> dict[str, str]:
+    """The roles a mapping gives another name: role -> the user's column."""
+    return {role: col for role, col in (columns or {}).items() if role != col}
 
 
 def _show(value: Any) -> str:

@@ -221,7 +221,7 @@ class Fit:
 
     def _inputs(self, new: Any, skip: tuple[str, ...] = ()) -> pd.DataFrame:
         """Prediction inputs as a checked frame, completing N/D/C from the other two where needed."""
-        frame = as_frame(new, [])
+        frame = as_frame(new, []).rename(columns=self._to_roles(new))
         frame = (
             ScalingData(frame, origin="prediction inputs", check=False)
             .with_inputs(self.law.inputs, self.meta.get("flops_per_token_param", 6.0))
@@ -229,28 +229,42 @@ class Fit:
         )
         return as_frame(frame, [k for k in self.law.inputs if k not in skip])
 
+    def _to_roles(self, new: Any) -> dict[str, str]:
+        """Renames of the user's own column names (as in the fitted data) found in `new` to their roles."""
+        present = set(new.columns if isinstance(new, pd.DataFrame) else new if isinstance(new, Mapping) else ())
+        return {col: role for role, col in self.meta.get("names", {}).items() if col in present and role not in present}
+
     # --- user-facing ----------------------------------------------------------------------------
-    def predict(self, new: Any, prob: float = 0.9, seed: int = 0, from_fit: Fit | None = None) -> pd.DataFrame:
-        """Inputs plus the posterior-predictive median and `prob` band (noise included), and the band of the law itself.
+    def predict(
+        self, new: Any, prob: float | list[float] = 0.9, seed: int = 0, from_fit: Fit | None = None
+    ) -> pd.DataFrame:
+        """Inputs plus the posterior-predictive median and `prob` band (noise included), the band of the law itself,
+        and each row's `distance` beyond the fitted runs (e-folds) and `domain` (inside / extrapolation). A list
+        `prob=[0.5, 0.9]` gives columns lower_50, upper_50, lower_90, upper_90 (and mean_...).
 
         `from_fit` chains laws: e.g. `acc_fit.predict({"N": .., "D": ..}, from_fit=loss_fit)` feeds the
         loss fit's predictive draws into the accuracy law, draw by draw.
         """
-        if not 0 < prob < 1:
-            raise BayescaleError(f"prob must lie strictly between 0 and 1, got {prob}")
+        probs = [float(p) for p in np.atleast_1d(prob)]
+        if not probs or not all(0 < p < 1 for p in probs):
+            raise BayescaleError(f"prob must lie strictly between 0 and 1 (or be a list of such), got {prob}")
         skip = (from_fit.law.target,) if from_fit is not None else ()
         frame = self._inputs(new, skip=skip)
-        q = [(1 - prob) / 2, 0.5, (1 + prob) / 2]
         upstream = self._upstream_draws(frame, from_fit, seed) if from_fit is not None else {}
         mean = self._mean(frame, upstream, seed)
-        pred = np.quantile(self._add_noise(mean, seed), q, axis=0)
-        law_q = np.quantile(mean, q, axis=0)
+        noisy = self._add_noise(mean, seed)
         out = frame.copy()
         for name, draws in upstream.items():  # the chained input's median, e.g. loss_median
             out[f"{name}_median"] = np.median(draws, axis=0)
-        out["median"], out["lower"], out["upper"] = pred[1], pred[0], pred[2]
-        out["mean_median"], out["mean_lower"], out["mean_upper"] = law_q[1], law_q[0], law_q[2]
-        return out
+        for prefix, draws in (("", noisy), ("mean_", mean)):  # the run's band, then the law's own
+            out[f"{prefix}median"] = np.median(draws, axis=0)
+            for p in probs:
+                tag = "" if np.ndim(prob) == 0 else f"_{100 * p:g}"
+                lower, upper = np.quantile(draws, [(1 - p) / 2, (1 + p) / 2], axis=0)
+                out[f"{prefix}lower{tag}"], out[f"{prefix}upper{tag}"] = lower, upper
+        out["distance"] = self.distance(frame)  # e-folds beyond the fitted runs along the worst axis
+        out["domain"] = np.where(out["distance"] > 0, "extrapolation", "inside")
+        return out.rename(columns={role: col for col, role in self._to_roles(new).items()})  # names in = names out
 
     def summary(self, prob: float = 0.9) -> pd.DataFrame:
         """Posterior mean, sd, HDI at `prob`, R-hat and bulk ESS per parameter, with published values where known."""
@@ -514,6 +528,7 @@ def _sample(law: Law, data: ScalingData, options: dict[str, Any]) -> Fit:
         "discrepancy": 0.0 if o["discrepancy"] == "auto" else o["discrepancy"],
         "walk": list(_walk.knot_range(_walk.position(data.frame, law.inputs))) if o["walk"] else None,
         "frontier": _discrepancy.frontier(law, data.frame),
+        "names": data.names,
     }
     result = Fit(law, idata, spec, constants, data, meta)
     report = diagnostics.check(idata, result.var_names)

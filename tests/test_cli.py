@@ -80,6 +80,10 @@ def test_fit_then_predict(runs_csv, tmp_path):
     as_csv = cli("allocate", str(out_path), "--compute", "1e21,1e23", "-f", "csv")
     table = pd.read_csv(io.StringIO(as_csv.stdout))
     assert len(table) == 2 and table["C"].tolist() == [1e21, 1e23]  # one row per budget
+    own = json.loads(cli("predict", str(out_path), "--at", "params=7e10,tokens=1.4e12", "-f", "json").stdout)
+    roles = json.loads(cli("predict", str(out_path), "--at", "N=7e10,D=1.4e12", "-f", "json").stdout)
+    assert own[0]["params"] == 7e10 and own[0]["median"] == roles[0]["median"]  # the fit's own names, after load
+    assert own[0]["domain"] == "extrapolation" and own[0]["distance"] > 1
     params = pd.read_csv(io.StringIO(cli("summary", str(out_path), "-f", "csv").stdout))
     assert "alpha" in params["param"].tolist()
 

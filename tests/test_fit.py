@@ -113,6 +113,17 @@ def test_numba_backend_gives_a_posterior_like_the_default(chinchilla_data, chinc
         assert abs(np.median(a) - np.median(b)) < 0.25 * np.std(a), name
 
 
+def test_predict_says_how_far_out_and_gives_several_bands(chinchilla_fit):
+    out = chinchilla_fit.predict(NEW, prob=[0.5, 0.9])
+    assert {"lower_50", "upper_50", "lower_90", "upper_90", "mean_lower_90"} <= set(out.columns)
+    assert (out.lower_90 < out.lower_50).all() and (out.lower_50 < out["median"]).all()
+    assert (out["median"] < out.upper_50).all() and (out.upper_50 < out.upper_90).all()
+    assert out["domain"].tolist() == ["extrapolation", "inside", "inside"], out[["N", "D", "distance"]]
+    assert out["distance"].iloc[0] > 1 and (out["distance"].iloc[1:] == 0).all()
+    single = chinchilla_fit.predict(NEW, prob=0.9)
+    np.testing.assert_allclose(single["upper"], out["upper_90"])
+
+
 def test_save_load_round_trip_identical(tmp_path, chinchilla_fit):
     path = chinchilla_fit.save(tmp_path / "fit.nc")
     loaded = bs.load(path)
