@@ -8,8 +8,9 @@ at the edge of the data, reached within a few RAMPs). A number fixes s (b = 0). 
 posterior draw's (b, s) from a grid posterior:
   prior:    how far published laws missed real held-out runs, learned across a corpus of real sweeps by
             bench/corpus.py (log-normal in s and in b, fitted so that the *updated* bands give held-out runs the
-            highest log density; `calibrated_prior`) and shipped as discrepancy_prior.json, with the growth
-            exponent of the slope term (d ** growth) and the weight of the user's own evidence;
+            lowest interval scores at 50% and 90%, in units of each sweep's noise; `calibrated_prior`) and
+            shipped as discrepancy_prior.json, with the growth exponent of the slope term (d ** growth) and the
+            weight of the user's own evidence;
   evidence: leave-future-out inside the user's own runs, at several cuts: the joint density of the runs above
             each cut under the posterior without them (Pareto-smoothed importance sampling from the full fit,
             Bürkner, Gabry & Vehtari 2020, or one short refit where Pareto k is too high), with the shift
@@ -262,61 +263,99 @@ def shipped_prior() -> dict[str, Any]:
     return json.loads(text)
 
 
+@dataclass
+class HeldOut:
+    """What the corpus objective needs of one task's held-out runs: the central predictive mass within each
+    half-width of HALF_WIDTHS around the band's centre, per grid point (n, G, K); each run's distance from that
+    centre in log units (n,); and the task's run noise (sd), which makes tasks of very different noise comparable."""
+
+    mass: np.ndarray
+    miss: np.ndarray
+    noise: float
+
+
+HALF_WIDTHS = np.geomspace(1e-4, 5.0, 80)  # band half-widths (log units) at which the objective reads the bands
+SCORED_LEVELS = (0.5, 0.9)  # the corpus prior minimises the interval scores of these central bands
+
+
+def held_out(
+    log_mean: np.ndarray, sigma: np.ndarray, likelihood: str, nu: float, d: np.ndarray, y: np.ndarray, points: Any
+) -> HeldOut:
+    """A task's held-out runs as the objective reads them: per grid point a Gaussian band around the draws' mean of
+    the law's log-prediction `log_mean` (S, n), with the draws' spread, the run noise `sigma` (S,) (Student-t's 90%
+    quantile kept) and the shift's variance s^2 g^2 + b^2 r^2 at distances `d`; `y` the runs' observed targets."""
+    from scipy import stats
+    from scipy.special import ndtr
+
+    tail = stats.t.ppf(0.95, nu) / stats.norm.ppf(0.95) if likelihood == "student_t" else 1.0
+    base = log_mean.var(axis=0) + np.mean((sigma * tail) ** 2)
+    sd = np.sqrt(base[:, None] + _extra_variance(d, points))  # (n, G)
+    mass = (2 * ndtr(HALF_WIDTHS[None, None, :] / sd[:, :, None]) - 1).astype(np.float32)
+    miss = np.abs(np.log(np.asarray(y, float)) - log_mean.mean(axis=0))
+    return HeldOut(mass, miss, float(np.median(sigma) * noise_factor(likelihood, nu)))
+
+
+def interval_scores(held: HeldOut, q: np.ndarray) -> np.ndarray:
+    """Per run, the interval scores (Gneiting & Raftery 2007) at SCORED_LEVELS, summed, in log units, of the bands
+    that the grid weights `q` (G,) give: half-width c where the mixture holds the level, 2c + 2/alpha (miss - c)+."""
+    mass = np.einsum("ngk,g->nk", held.mass, q.astype(np.float32))
+    rows, log_c = np.arange(len(mass)), np.log(HALF_WIDTHS)
+    total = np.zeros(len(mass))
+    for level in SCORED_LEVELS:
+        k = np.clip(np.argmax(mass >= level, axis=1), 1, len(HALF_WIDTHS) - 1)
+        lo, hi = mass[rows, k - 1], mass[rows, k]
+        c = np.exp(log_c[k - 1] + np.clip((level - lo) / np.maximum(hi - lo, 1e-12), 0, 1) * (log_c[k] - log_c[k - 1]))
+        total += 2 * c + 2 / (1 - level) * np.maximum(held.miss - c, 0)
+    return total
+
+
 def calibrated_prior(
-    future: list[np.ndarray], lfo: np.ndarray, points: Mapping[str, Any], task_weights: np.ndarray | None = None
+    held: list[HeldOut], lfo: np.ndarray, points: Mapping[str, Any], task_weights: np.ndarray | None = None
 ) -> tuple[np.ndarray, dict[str, float]]:
     """The corpus prior on the grid that makes the *updated* bands right: log-normal in the slope scale and in the
     offset scale (4 numbers: smooth, so that a sweep's own evidence can move within it), with the sweep's evidence
-    raised to a power lambda. It maximises the mean pointwise log predictive density of every task's held-out runs
-    (`future[t]`: (n_t, G), each run's log density per grid point) under the prior updated by that task's own
-    leave-future-out evidence (`lfo` (T, G)): the score the bands are judged by, each task weighted by
-    `task_weights` and its runs equally. Returns the weights (G,) and the fitted numbers."""
+    raised to a power lambda. It minimises the interval scores at 50% and 90% (what bands are judged by: a proper
+    score that rewards narrow bands and charges misses) of every task's held-out runs (`held`) under the prior
+    updated by the task's own leave-future-out evidence (`lfo` (T, G)), in units of the task's run noise (so a
+    noisy family does not outvote the others), each task weighted by `task_weights` and its runs equally.
+    Returns the weights (G,) and the fitted numbers (`objective`: minus the mean scaled score)."""
     from scipy.optimize import minimize
 
-    w = np.ones(len(future)) if task_weights is None else np.asarray(task_weights, float)
+    w = np.ones(len(held)) if task_weights is None else np.asarray(task_weights, float)
     w = w / w.sum()
     log_s, log_b, allowed = _log_axes(points)
-    offsets = np.array([np.mean(f.max(axis=1)) for f in future])  # densities are scaled per run for exp()
-    dens = [np.exp(f - f.max(axis=1, keepdims=True)) for f in future]
+    bounds = np.array(
+        [[log_s.min(), log_s.max()], [-5.0, np.log(3.0)], [log_b.min(), log_b.max()], [-5.0, np.log(3.0)]]
+    )
+    start = np.array([np.log(0.01), 0.0, np.log(0.01), 0.0])
+    simplex = np.vstack([start, start + np.diag([1.0, -1.0, 1.0, -1.0])])  # steps of an e-fold in every direction
     best = None
     for weight in LFO_WEIGHTS:
         inner = weight * lfo
         update = np.exp(inner - inner.max(axis=1, keepdims=True))
 
-        def negative(theta: np.ndarray, update=update) -> float:
-            post = update * _lognormal_weights(theta, log_s, log_b, allowed)[None, :]
+        def loss(theta: np.ndarray, update=update) -> float:
+            post = update * _lognormal_weights(np.clip(theta, *bounds.T), log_s, log_b, allowed)[None, :]
             post /= post.sum(axis=1, keepdims=True)
-            per_task = [np.mean(np.log(d @ q + 1e-300)) for d, q in zip(dens, post, strict=True)]
-            return -float(np.dot(w, np.array(per_task) + offsets))
+            per_task = [np.mean(interval_scores(h, q)) / h.noise for h, q in zip(held, post, strict=True)]
+            return float(np.dot(w, per_task))
 
-        start = np.array([np.log(0.01), 0.0, np.log(0.01), 0.0])
-        result = minimize(negative, start, method="Nelder-Mead", options={"maxiter": 3000, "xatol": 1e-3})
+        options = {"maxiter": 600, "xatol": 1e-2, "fatol": 1e-4, "initial_simplex": simplex}
+        result = minimize(loss, start, method="Nelder-Mead", options=options)
         if best is None or result.fun < best[0]:
-            best = (result.fun, result.x, weight)
-    _, theta, weight = best
+            best = (result.fun, np.clip(result.x, *bounds.T), weight)
+    score, theta, weight = best
     numbers = {"log_scale_mu": theta[0], "log_scale_sd": MIN_PRIOR_SD + np.exp(theta[1]), "log_offset_mu": theta[2]}
-    numbers |= {"log_offset_sd": MIN_PRIOR_SD + np.exp(theta[3]), "lfo_weight": weight, "objective": -best[0]}
+    numbers |= {"log_offset_sd": MIN_PRIOR_SD + np.exp(theta[3]), "lfo_weight": weight, "objective": -score}
     return _lognormal_weights(theta, log_s, log_b, allowed), {k: float(v) for k, v in numbers.items()}
 
 
-def pointwise_evidence(
-    residual: np.ndarray, noise_sd: np.ndarray, d: np.ndarray, points: Mapping[str, Any]
-) -> np.ndarray:
-    """Each held-out run's log predictive density per grid point (n, G): its log residual (S, n) is Gaussian given
-    a draw with variance v + s^2 g^2 + b^2 r^2 (g = d ** growth, r = ramp(d)), averaged over the S draws."""
-    from scipy.special import logsumexp
-
+def _extra_variance(d: np.ndarray, points: Mapping[str, Any]) -> np.ndarray:
+    """The shift's variance s^2 g^2 + b^2 r^2 at each distance and grid point (n, G): g = d ** growth, r = ramp(d)."""
     s2 = np.asarray(points["scales"], float) ** 2
     b2 = np.asarray(points["offsets"], float) ** 2
     g2 = (np.asarray(d, float) ** float(points.get("growth", 1.0))) ** 2
-    r2 = _ramp(d) ** 2
-    extra = g2[:, None] * s2[None, :] + r2[:, None] * b2[None, :]  # (n, G)
-    out = np.empty((residual.shape[1], len(s2)))
-    for j in range(residual.shape[1]):
-        var = noise_sd[:, None] ** 2 + extra[j][None, :]  # (S, G)
-        logp = -0.5 * (np.log(2 * np.pi * var) + residual[:, j][:, None] ** 2 / var)
-        out[j] = logsumexp(logp, axis=0) - np.log(len(noise_sd))
-    return out
+    return g2[:, None] * s2[None, :] + (_ramp(d) ** 2)[:, None] * b2[None, :]
 
 
 LFO_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)

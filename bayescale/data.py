@@ -129,6 +129,20 @@ class ScalingData:
                 f"column {law.target!r}: row {self._row(row)} has value {self.frame[law.target].iloc[row]!r}; "
                 "the likelihood is on log scale, so values must be positive"
             )
+        target = self.frame[law.target].to_numpy(dtype=float)
+        if np.ptp(target) == 0:
+            raise DataError(
+                f"column {law.target!r} has the same value ({target[0]:g}) in all {len(target)} runs: there is "
+                "nothing for the law to explain"
+            )
+        for name in law.inputs:
+            values = pd.to_numeric(self.frame[name], errors="coerce").to_numpy(dtype=float)
+            if len(values) > 1 and np.ptp(values) == 0:
+                raise DataError(
+                    f"column {name!r} has the same value ({values[0]:g}) in all {len(values)} runs: law "
+                    f"{law.name!r} cannot learn how {law.target} changes with {name}. Add runs at 3 or more values "
+                    f"of {name}, or use a law without {name}"
+                )
         n_params = len(law.params) + n_extra_params
         if len(self) <= n_params:
             raise DataError(

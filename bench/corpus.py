@@ -186,34 +186,34 @@ def cached(task: Task, index: int, refresh: bool) -> dict[str, Any]:
 GROWTHS = (0.5, 0.75, 1.0)  # how the slope's shift may grow with distance: d ** growth
 
 
-def evidences(r: dict[str, Any], growth: float) -> tuple[np.ndarray, np.ndarray]:
-    """A task's log evidence per grid point for a growth: of its held-out runs (under the fit on its fit part), and
-    of its own leave-future-out cuts (their mean; 0 where no cut was scored). Cached on the task."""
+def evidences(r: dict[str, Any], growth: float) -> tuple[_discrepancy.HeldOut, np.ndarray]:
+    """A task's held-out runs as the prior's objective reads them (under the fit on its fit part), and the log
+    evidence per grid point of its own leave-future-out cuts (their mean; 0 where no cut was scored), for a growth.
+    Cached on the task."""
     key = ("evidence", growth)
     if key not in r:
         points = _discrepancy.grid() | {"growth": growth}
-        residual = np.log(r["y"])[None, :] - np.log(r["mean"])
-        future = _discrepancy.pointwise_evidence(residual, r["noise_sd"], r["d"], points)
+        held = _discrepancy.held_out(np.log(r["mean"]), r["sigma"], r["likelihood"], r["nu"], r["d"], r["y"], points)
         cuts = [
             _discrepancy.joint_evidence(c["residual"].astype(float), c["noise"], c["d"], points, c["log_w"])
             for c in r["cuts"]
         ]
-        r[key] = (future, np.mean(cuts, axis=0) if cuts else np.zeros(future.shape[1]))
+        r[key] = (held, np.mean(cuts, axis=0) if cuts else np.zeros(len(points["scales"])))
     return r[key]
 
 
 def learn_prior(results: list[dict[str, Any]]) -> dict[str, Any]:
     """The corpus prior from these tasks, each family weighted equally: for each growth on GROWTHS, the smooth
-    prior whose update by a task's own leave-future-out evidence best predicts that task's held-out runs
-    (_discrepancy.calibrated_prior); the growth with the best objective wins."""
+    prior whose update by a task's own leave-future-out evidence gives that task's held-out runs the best interval
+    scores (_discrepancy.calibrated_prior); the growth with the best objective wins."""
     families = pd.Series([r["family"] for r in results])
     weights = 1.0 / families.map(families.value_counts()).to_numpy()
     points = {k: v.tolist() for k, v in _discrepancy.grid().items()}
     best = None
     for growth in GROWTHS:
-        future = [evidences(r, growth)[0] for r in results]
+        held = [evidences(r, growth)[0] for r in results]
         lfo = np.vstack([evidences(r, growth)[1] for r in results])
-        pi, numbers = _discrepancy.calibrated_prior(future, lfo, points, weights)
+        pi, numbers = _discrepancy.calibrated_prior(held, lfo, points, weights)
         if best is None or numbers["objective"] > best[1]["objective"]:
             best = (pi, numbers | {"growth": growth})
     pi, numbers = best

@@ -87,6 +87,15 @@ def test_roles_the_law_needs_are_checked_first(tmp_path):
     assert set(data.columns) == {"N", "C", "loss"}
 
 
+def test_nothing_to_learn_is_named():
+    flat = runs().assign(loss=2.5)
+    with pytest.raises(bs.DataError, match=r"column 'loss' has the same value \(2.5\) in all 20 runs"):
+        bs.fit("chinchilla", bs.ScalingData.from_frame(flat, columns=COLS), progress=False)
+    one_size = runs().assign(params=1e9)
+    with pytest.raises(bs.DataError, match=r"column 'N' has the same value \(1e\+09\) in all 20 runs.*with N"):
+        bs.fit("chinchilla", bs.ScalingData.from_frame(one_size, columns=COLS), progress=False)
+
+
 def test_too_few_rows_for_the_law():
     data = bs.ScalingData.from_frame(runs(5), columns=COLS)
     with pytest.raises(bs.DataError, match=r"too few runs for law 'chinchilla': 5 rows for 6 parameters"):

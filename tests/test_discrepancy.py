@@ -62,22 +62,54 @@ def test_joint_evidence_matches_the_dense_gaussian():
         assert got[g] == pytest.approx(np.log(np.mean(np.exp(dens))), rel=1e-9)
 
 
+def _held_out_runs(scale: float, rng: np.random.Generator, points) -> _discrepancy.HeldOut:
+    """20 held-out runs 0.3-3 e-folds out whose log target misses the law by N(0, (scale d)^2), noise 0.003."""
+    d = np.linspace(0.3, 3.0, 20)
+    log_mean = rng.normal(0.0, 1e-4, (100, len(d)))
+    y = np.exp(scale * d * rng.standard_normal(len(d)) + 0.003 * rng.standard_normal(len(d)))
+    return _discrepancy.held_out(log_mean, np.full(100, 0.003), "normal", 4.0, d, y, points)
+
+
 def test_calibrated_prior_learns_the_scale_that_predicts_held_out_runs():
-    """Tasks whose held-out runs all favour a slope scale near 0.02 and whose own leave-future-out says nothing:
-    the learned prior centres there; when the leave-future-out evidence agrees with the future, it is trusted."""
-    points = _discrepancy.grid()
-    log_s = np.log(np.where(points["scales"] > 0, points["scales"], 0.001))
-    future = -0.5 * ((log_s - np.log(0.02)) / 0.3) ** 2 * np.ones((30, 1))
-    silent = np.zeros_like(future)
-    prior, numbers = _discrepancy.calibrated_prior([f[None, :] for f in future], silent, points)
-    assert np.exp(numbers["log_scale_mu"]) == pytest.approx(0.02, rel=0.3)
-    assert _discrepancy.scale_of(points | {"weights": prior}) == pytest.approx(0.02, rel=0.5)
-    # each task's own evidence points at its own scale, and its future agrees: the evidence gets full weight
+    """Tasks whose held-out runs miss by a slope of 0.02 per e-fold and whose own leave-future-out says nothing:
+    the learned prior's band is that wide; when each task's own evidence points at its own scale, it is trusted."""
+    points = _discrepancy.grid() | {"growth": 1.0}
     rng = np.random.default_rng(0)
+    held = [_held_out_runs(0.02, rng, points) for _ in range(30)]
+    silent = np.zeros((30, len(points["scales"])))
+    prior, numbers = _discrepancy.calibrated_prior(held, silent, points)
+    assert _discrepancy.spread_at(points | {"weights": prior}, 2.0) == pytest.approx(0.04, rel=0.35), numbers
+    # each task's own evidence points at its own scale, and its future agrees: the evidence gets full weight
+    log_s = np.log(np.where(points["scales"] > 0, points["scales"], 0.001))
     centres = np.exp(rng.uniform(np.log(0.003), np.log(0.1), 30))
+    held = [_held_out_runs(c, rng, points) for c in centres]
     own = -0.5 * ((log_s[None, :] - np.log(centres)[:, None]) / 0.2) ** 2
-    _, numbers = _discrepancy.calibrated_prior([o[None, :] for o in own], own, points)
-    assert numbers["lfo_weight"] >= 1.0
+    prior, numbers = _discrepancy.calibrated_prior(held, own, points)
+    assert numbers["lfo_weight"] >= 0.5, numbers
+    updated = [
+        _discrepancy.spread_at(_discrepancy.reweight({**points, "cuts": [{"loglik": o}]}, numbers | {"weights": prior}))
+        for o in own
+    ]
+    ratio = np.array(updated) / centres  # rms shift one e-fold out against the task's own scale
+    assert np.mean((ratio > 0.5) & (ratio < 2.0)) >= 0.8, ratio.round(2)
+
+
+def test_interval_scores_match_the_definition():
+    """The objective's interval score of a one-point grid posterior equals Gneiting & Raftery's for that Gaussian."""
+    from scipy import stats
+
+    points = _discrepancy.grid() | {"growth": 1.0}
+    held = _held_out_runs(0.02, np.random.default_rng(1), points)
+    g = int(np.flatnonzero((points["scales"] == 0.02) & (points["offsets"] == 0.0))[0])
+    q = np.zeros(len(points["scales"]))
+    q[g] = 1.0
+    d = np.linspace(0.3, 3.0, 20)
+    sd = np.sqrt(0.003**2 + (0.02 * d) ** 2)
+    want = np.zeros(20)
+    for level in (0.5, 0.9):
+        c = stats.norm.ppf((1 + level) / 2) * sd
+        want += 2 * c + 2 / (1 - level) * np.maximum(held.miss - c, 0)
+    np.testing.assert_allclose(_discrepancy.interval_scores(held, q), want, rtol=0.02)
 
 
 def test_the_corpus_prior_ships_with_the_package():
