@@ -16,6 +16,7 @@ import pandas as pd
 
 from bayescale import _discrepancy, _walk, diagnostics
 from bayescale._model import Likelihood, Mode, ModelSpec, data_arrays, make_spec
+from bayescale._progress import Phases
 from bayescale.data import GROUP, ScalingData, as_frame
 from bayescale.errors import BayescaleError, FitFileError
 from bayescale.laws import Law, Sampler, from_spec
@@ -400,10 +401,13 @@ def fit(
     options |= dict(likelihood=likelihood, nu=nu, groups=groups, pooling=pooling, progress=progress)
     options["flops_per_token_param"] = flops_per_token_param
     data = _prepare(the_law, data, flops_per_token_param)
-    result = _sample(the_law, data, options)
+    phases = Phases(progress, f"fit of {the_law.name!r} to {len(data)} runs")
+    with phases(f"sampling {options['chains']} chains x ({options['tune']} tune + {options['draws']} draws)"):
+        result = _sample(the_law, data, options)
     diagnostics.warn(result.meta["diagnostics"], f"fit of {the_law.name!r}")
     if options["discrepancy"] == "auto":
-        result.meta["discrepancy"] = _learn_discrepancy(result, options)
+        with phases("learning the extrapolation error (leave-future-out)"):
+            result.meta["discrepancy"] = _learn_discrepancy(result, options)
     return result
 
 

@@ -124,6 +124,14 @@ def test_predict_says_how_far_out_and_gives_several_bands(chinchilla_fit):
     np.testing.assert_allclose(single["upper"], out["upper_90"])
 
 
+def test_progress_in_words_when_not_in_a_terminal(chinchilla_data, capfd):
+    """A logged or piped fit says what it is doing, phase by phase, with elapsed time (stderr is not a terminal)."""
+    bs.fit("chinchilla", chinchilla_data, draws=50, tune=50, chains=1, progress=True, discrepancy=0.0)
+    err = capfd.readouterr().err
+    assert "bayescale fit of 'chinchilla' to 150 runs: sampling 1 chains x (50 tune + 50 draws) ..." in err, err
+    assert "sampling 1 chains x (50 tune + 50 draws) done in" in err, err
+
+
 def test_save_load_round_trip_identical(tmp_path, chinchilla_fit):
     path = chinchilla_fit.save(tmp_path / "fit.nc")
     loaded = bs.load(path)
