@@ -1,6 +1,7 @@
 """bayescale: Bayesian neural scaling laws. Fit any published law with NUTS, read calibrated extrapolation bands.
 
-Public API: `ScalingData`, `law`, `laws`, `fit`, `Fit` (`.summary`, `.predict`, `.save`), `load`, `simulate`.
+Public API: `ScalingData`, `law`, `laws`, `fit`, `Fit` (`.summary`, `.predict`, `.save`), `load`, `simulate`,
+`datasets` (real published data by name).
 """
 
 import warnings as _warnings
@@ -9,6 +10,7 @@ import warnings as _warnings
 _warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", category=UserWarning)
 _warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*", category=FutureWarning)
 
+from bayescale import datasets  # noqa: E402
 from bayescale.calibration import calibration  # noqa: E402
 from bayescale.compare import compare  # noqa: E402
 from bayescale.crossover import crossover  # noqa: E402
@@ -34,6 +36,7 @@ __all__ = [
     "calibration",
     "compare",
     "crossover",
+    "datasets",
     "fit",
     "fit_isoflop",
     "fit_many",
