@@ -31,7 +31,7 @@ def test_notebook_is_stored_without_outputs(path):
 
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
 def test_notebook_executes(path):
-    reason = nbrun.missing_data()
+    reason = nbrun.missing_data(path)
     if reason:
         pytest.skip(f"{path.name} needs the real data: {reason}")
     from nbclient.exceptions import CellExecutionError
