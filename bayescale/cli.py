@@ -268,6 +268,42 @@ def allocate_cmd(
     _emit(alloc.table, title, fmt)  # one row per budget, named columns
 
 
+@app.command("suggest")
+def suggest_cmd(
+    fit_path: Annotated[Path, typer.Argument(help="A saved fit (.nc).")],
+    target: Annotated[str, typer.Option("--target", help="A point N=7e10,D=1.4e12 or a budget C=1e24.")],
+    k: Annotated[int, typer.Option("-k", help="How many runs to suggest.")] = 4,
+    budget: Annotated[float | None, typer.Option(help="Most FLOPs to spend on the suggested runs in all.")] = None,
+    quantity: Annotated[
+        str, typer.Option(help="With a budget target: loss, N, D or tokens_per_param at the optimum.")
+    ] = "loss",
+    candidates: Annotated[Path | None, typer.Option(help="CSV of runs you could train (default: a grid).")] = None,
+    cost: Annotated[str | None, typer.Option(help="Column of the candidates CSV holding each run's cost.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the simulated outcomes.")] = 0,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """The next runs to train: the batch that most narrows the target per FLOP (Bayesian design)."""
+    import pandas as pd
+
+    import bayescale as bs
+
+    result = bs.load(fit_path)
+    try:
+        where = {key: float(v) for key, v in _pairs([target], "--target").items()}
+    except ValueError:
+        raise BayescaleError(f"--target expects ROLE=NUMBER pairs, got {target!r}") from None
+    table = pd.read_csv(candidates) if candidates else None
+    plan = result.suggest(where, candidates=table, k=k, budget=budget, quantity=quantity, cost=cost, seed=seed)
+    _emit(plan.table, f"next runs for {plan.target} (90% width now {plan.width_now:.4g})", fmt)
+    if fmt is Format.table:
+        base = plan.baseline
+        console.print(
+            f"an IsoFLOP grid of the same cost ({base.get('runs', 0)} runs at C = {base['C']:.3g}): expected 90% "
+            f"width {base['expected_width90']:.4g}; chosen by {plan.rule}",
+            highlight=False,
+        )
+
+
 @app.command("compare")
 def compare_cmd(
     fits: Annotated[list[Path], typer.Argument(help="Two or more saved fits (.nc) of the same runs.")],

@@ -331,6 +331,42 @@ class Fit:
             method=method,
         )
 
+    def suggest(self, target: Mapping[str, float], **options: Any) -> Any:
+        """The next runs to train: the batch that most narrows `target` per FLOP (bayescale.design.suggest)."""
+        from bayescale.design import suggest
+
+        return suggest(self, target, **options)
+
+    def update(self, new_runs: ScalingData | pd.DataFrame, progress: bool = False) -> Fit:
+        """Refit on these runs plus `new_runs` with every setting of this fit (law, sampler, draws, seed, groups,
+        discrepancy); the compiled law is reused. Suggest, train, update: the loop of a progressive sweep."""
+        new = new_runs.frame if isinstance(new_runs, ScalingData) else as_frame(new_runs, [])
+        new = new.rename(columns=self._to_roles(new))
+        columns = list(self.data.frame.columns)
+        missing = [c for c in columns if c not in new]
+        if missing:
+            raise BayescaleError(f"new runs lack column(s) {missing}; the fitted runs have {columns}")
+        union = pd.concat([self.data.frame, new[columns]], ignore_index=True)
+        m = self.meta
+        modes = {k: v for k, v in m.get("modes", {}).items() if v != "shared"}
+        return fit(
+            self.law,
+            ScalingData(union, origin=f"{self.data.origin} + {len(new)} new runs", names=self.data.names),
+            draws=m["draws"],
+            tune=m["tune"],
+            chains=m["chains"],
+            seed=m["seed"],
+            likelihood=m["likelihood"],
+            nu=m["nu"],
+            groups=modes or None,
+            pooling=m["pooling"],
+            sampler=m["sampler"],
+            progress=progress,
+            flops_per_token_param=m.get("flops_per_token_param", 6.0),
+            discrepancy=_discrepancy.option_of(m.get("discrepancy", 0.0)),
+            walk=bool(m.get("walk")),
+        )
+
     def target_loss(self, target: float, prob: float = 0.9, **kwargs: Any) -> pd.DataFrame:
         """The cheapest compute (and N, D) reaching `target` loss with probability `prob`."""
         from bayescale.allocate import target_loss

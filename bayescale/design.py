@@ -1,0 +1,291 @@
+"""Which runs to train next: the batch that most narrows a target quantity per FLOP spent (Bayesian design).
+
+The value of a candidate run is measured on the posterior itself, by simulation (preposterior analysis): draw
+plausible outcomes of the candidate runs from the posterior predictive, reweight the posterior draws by those
+outcomes' likelihood (importance sampling: what the posterior would become after training them), and read the
+target's spread under the reweighted draws. A batch of k runs is chosen greedily: each step adds the candidate
+with the largest expected reduction of the target's variance (log scale) per FLOP, given the runs already in the
+batch (their simulated outcomes are kept, so two runs that teach the same thing are not both chosen). Greedy
+selection of a variance reduction is the standard batch heuristic (Krause & Guestrin 2007); it needs no refit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from bayescale.errors import BayescaleError
+
+if TYPE_CHECKING:
+    from bayescale.fit import Fit
+
+QUANTITIES = ("loss", "N", "D", "tokens_per_param")
+N_OUTCOMES = 64  # simulated outcomes per evaluation (common random numbers across candidates)
+
+
+@dataclass
+class Suggestion:
+    """The suggested runs (`table`: inputs, cost, expected target width after adding the runs chosen so far),
+    the target's current 90% width, the same expected width for a plain IsoFLOP grid of the same cost
+    (`baseline`), and every candidate's value per FLOP at the first step (`candidates`)."""
+
+    table: pd.DataFrame
+    target: str
+    width_now: float
+    baseline: dict[str, Any]
+    candidates: pd.DataFrame
+    rule: str = "variance reduction per FLOP"
+
+    def __repr__(self) -> str:
+        last = self.table["expected_width90"].iloc[-1] if len(self.table) else self.width_now
+        base = self.baseline
+        return (
+            f"Suggestion for {self.target}: 90% width now {self.width_now:.4g}, after these {len(self.table)} runs "
+            f"{last:.4g} (expected); an IsoFLOP grid of the same cost at C = {base['C']:.3g}: "
+            f"{base['expected_width90']:.4g}; chosen by {self.rule}\n{self.table.to_string()}"
+        )
+
+    def plot(self, ax: Any = None) -> Any:
+        """Candidates in the (N, D) plane coloured by value per FLOP; the suggested runs circled and numbered."""
+        import matplotlib.pyplot as plt
+
+        ax = ax or plt.gca()
+        c = self.candidates
+        points = ax.scatter(c["N"], c["D"], c=c["value_per_flop"], cmap="viridis", s=18)
+        plt.colorbar(points, ax=ax, label="variance reduction per FLOP (first step)")
+        ax.scatter(self.table["N"], self.table["D"], s=120, facecolors="none", edgecolors="tab:red", label="suggested")
+        for i, row in enumerate(self.table.itertuples(), start=1):
+            ax.annotate(str(i), (row.N, row.D), textcoords="offset points", xytext=(6, 6), color="tab:red")
+        ax.set(
+            xscale="log", yscale="log", xlabel="parameters N", ylabel="tokens D", title=f"next runs for {self.target}"
+        )
+        ax.legend(fontsize=8)
+        return ax
+
+
+def suggest(
+    fit: Fit,
+    target: Mapping[str, float],
+    candidates: pd.DataFrame | None = None,
+    k: int = 4,
+    budget: float | None = None,
+    quantity: str = "loss",
+    cost: str | Callable[[pd.DataFrame], np.ndarray] | None = None,
+    flops_per_token_param: float = 6.0,
+    seed: int = 0,
+) -> Suggestion:
+    """Choose up to `k` runs from `candidates` (default: an IsoFLOP-style grid beyond the data, for laws of N
+    and D) that most narrow the target per FLOP, within `budget` FLOPs in all if given.
+
+    `target`: a point, e.g. {"N": 7e10, "D": 1.4e12} (the law's value there), or a compute budget {"C": 1e24}
+    with `quantity` "loss" (at the compute optimum), "N", "D" or "tokens_per_param" (of the optimum). `cost`:
+    a candidates column or a function of the candidates frame; default k N D FLOPs."""
+    rng = np.random.default_rng(seed)
+    values = _target_draws(fit, target, quantity, flops_per_token_param)
+    label = _describe(target, quantity)
+    frame = _candidates(fit, candidates, budget, flops_per_token_param)
+    costs = _costs(frame, cost, flops_per_token_param)
+    log_mean = np.log(_law_values(fit, frame))  # (S, m)
+    sigma = fit.draws("sigma")
+    outcomes = _simulate(fit, log_mean, sigma, rng)  # (J, m): each outcome j from one posterior draw
+
+    def run_ll(i: int) -> np.ndarray:
+        return _loglik_of(fit, outcomes[:, i], log_mean[:, i], sigma)
+
+    now = _spread(values, np.zeros((1, fit.n_draws)))
+    per_flop = _greedy(values, run_ll, costs, k, budget, per_cost=True)
+    spent = float(sum(costs[i] for i, _ in per_flop["picks"]))
+    plain = _greedy(values, run_ll, costs, k, budget if budget is not None else spent, per_cost=False)
+    best = min((per_flop, plain), key=lambda plan: plan["var"])  # Leskovec et al. 2007: the better of the two
+    rows, loglik = [], np.zeros((len(outcomes), fit.n_draws))
+    for i, gain in best["picks"]:
+        loglik = loglik + run_ll(i)
+        rows.append(
+            frame.iloc[i].to_dict()
+            | {"cost": costs[i], "value_per_flop": gain / costs[i]}
+            | _spread(values, loglik)["row"]
+        )
+    table = pd.DataFrame(rows)
+    baseline = _isoflop_baseline(fit, values, float(table["cost"].sum()) if rows else 0.0, flops_per_token_param, rng)
+    first = per_flop["first"] / costs
+    scored = frame.assign(cost=costs, value_per_flop=np.where(np.isfinite(first), first, np.nan))
+    rule = "variance reduction per FLOP" if best is per_flop else "variance reduction (same cost)"
+    return Suggestion(table, label, now["row"]["expected_width90"], baseline, scored, rule)
+
+
+def _greedy(
+    values: np.ndarray,
+    run_ll: Callable[[int], np.ndarray],
+    costs: np.ndarray,
+    k: int,
+    budget: float | None,
+    per_cost: bool,
+) -> dict[str, Any]:
+    """Up to k runs, each step the one with the largest expected variance reduction (per FLOP with `per_cost`)
+    given those already chosen, within `budget`. Returns the picks (index, variance reduction), the final expected
+    variance and the first step's reductions per candidate."""
+    loglik = np.zeros((N_OUTCOMES, len(values)))
+    current = _variance(values, loglik)
+    picks: list[tuple[int, float]] = []
+    spent, first = 0.0, None
+    for _ in range(k):
+        gains = np.full(len(costs), -np.inf)
+        for i in range(len(costs)):
+            if i in {p for p, _ in picks} or (budget is not None and spent + costs[i] > budget):
+                continue
+            gains[i] = current - _variance(values, loglik + run_ll(i))
+        if first is None:
+            first = gains.copy()
+        score = gains / costs if per_cost else gains
+        if not np.isfinite(score).any():
+            break
+        i = int(np.argmax(score))
+        picks.append((i, float(gains[i])))
+        spent += costs[i]
+        loglik = loglik + run_ll(i)
+        current -= gains[i]
+    return {"picks": picks, "var": current, "first": first if first is not None else np.full(len(costs), np.nan)}
+
+
+def _variance(values: np.ndarray, loglik: np.ndarray) -> float:
+    """The target's posterior variance (log scale), averaged over the simulated outcomes behind `loglik` (J, S)."""
+    w = np.exp(loglik - loglik.max(axis=1, keepdims=True))
+    w /= w.sum(axis=1, keepdims=True)
+    mean = w @ values
+    return float(np.mean(w @ values**2 - mean**2))
+
+
+# --- the target ------------------------------------------------------------------------------------------------
+def _target_draws(fit: Fit, target: Mapping[str, float], quantity: str, k: float) -> np.ndarray:
+    """Per posterior draw, the log of the target quantity: (S,)."""
+    if not isinstance(target, Mapping) or not target:
+        raise BayescaleError("target must be a point such as {'N': 7e10, 'D': 1.4e12} or a budget {'C': 1e24}")
+    if quantity not in QUANTITIES:
+        raise BayescaleError(f"quantity must be one of {', '.join(QUANTITIES)}, got {quantity!r}")
+    if set(target) == {"C"}:
+        if not {"N", "D"} <= set(fit.law.inputs):
+            raise BayescaleError(f"a compute target needs a law of N and D; {fit.law.name!r} takes {fit.law.inputs}")
+        draws = fit.allocate([float(target["C"])], flops_per_token_param=k).draws
+        return np.log(draws[quantity][:, 0])
+    if quantity != "loss":
+        raise BayescaleError(f"quantity {quantity!r} needs a compute target {{'C': ...}}, not a point")
+    return np.log(_law_values(fit, fit._inputs({key: [float(v)] for key, v in target.items()}))[:, 0])
+
+
+def _law_values(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
+    """The law's value per draw at checked inputs (S, n), without the extrapolation drift: runs teach the law's
+    parameters, which is what the simulated outcomes reweight."""
+    return fit._mean(frame, {}, 0, drift=False)
+
+
+def _describe(target: Mapping[str, float], quantity: str) -> str:
+    where = ", ".join(f"{key}={v:.3g}" for key, v in target.items())
+    return f"{quantity} at the optimum for {where}" if set(target) == {"C"} else f"the law's value at {where}"
+
+
+def _spread(values: np.ndarray, loglik: np.ndarray) -> dict[str, Any]:
+    """The target's expected 90% relative width and variance (log scale) over simulated outcomes, each outcome
+    reweighting the posterior draws by its likelihood `loglik` (J, S); and the smallest effective share of draws."""
+    w = np.exp(loglik - loglik.max(axis=1, keepdims=True))
+    w /= w.sum(axis=1, keepdims=True)
+    widths = [_weighted_width(values, wj) for wj in w]
+    ess = 1.0 / np.sum(w**2, axis=1)
+    row = {"expected_width90": float(np.mean(widths)), "expected_var": _variance(values, loglik)}
+    row["min_ess_share"] = float(ess.min() / w.shape[1])
+    return {"var": row["expected_var"], "row": row}
+
+
+def _weighted_width(values: np.ndarray, w: np.ndarray) -> float:
+    """The 90% interval's width relative to the median, of exp(values) under weights `w`."""
+    order = np.argsort(values)
+    cum = np.cumsum(w[order])
+    lo, med, hi = (values[order][np.searchsorted(cum, q)] for q in (0.05, 0.5, 0.95))
+    return float((np.exp(hi) - np.exp(lo)) / np.exp(med))
+
+
+# --- candidates, their cost and simulated outcomes ---------------------------------------------------------------
+def _candidates(fit: Fit, candidates: pd.DataFrame | None, budget: float | None, k: float) -> pd.DataFrame:
+    """The user's candidate runs (checked), or an IsoFLOP-style grid from the largest fitted compute upwards."""
+    if candidates is not None:
+        frame = fit._inputs(candidates)
+        if len(frame) == 0:
+            raise BayescaleError("candidates is empty: give at least one run to choose from")
+        return frame.reset_index(drop=True)
+    if not {"N", "D"} <= set(fit.law.inputs):
+        raise BayescaleError(
+            f"law {fit.law.name!r} is not a law of N and D: give candidates= (a table of runs you could train)"
+        )
+    data = fit.data.frame
+    c_max = float(np.max(k * data["N"] * data["D"]))
+    top = c_max * 30 if budget is None else max(min(budget, c_max * 100), c_max * 2)
+    rows = []
+    for c in np.geomspace(c_max / 4, top, 6):
+        n_opt = float(np.median(fit.allocate([c], flops_per_token_param=k).draws["N"]))
+        for n in n_opt * np.geomspace(1 / 4, 4, 7):
+            rows.append({"N": n, "D": c / (k * n)})
+    return fit._inputs(pd.DataFrame(rows)).reset_index(drop=True)
+
+
+def _costs(frame: pd.DataFrame, cost: str | Callable | None, k: float) -> np.ndarray:
+    if cost is None:
+        if not {"N", "D"} <= set(frame):
+            raise BayescaleError("give cost= (a column of the candidates or a function of them): no N and D to price")
+        out = k * frame["N"].to_numpy(float) * frame["D"].to_numpy(float)
+    elif isinstance(cost, str):
+        if cost not in frame:
+            raise BayescaleError(f"cost column {cost!r} is not in the candidates ({list(frame.columns)})")
+        out = frame[cost].to_numpy(float)
+    else:
+        out = np.asarray(cost(frame), float)
+    if out.shape != (len(frame),) or not np.all(np.isfinite(out) & (out > 0)):
+        raise BayescaleError("every candidate's cost must be a positive number")
+    return out
+
+
+def _simulate(fit: Fit, log_mean: np.ndarray, sigma: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """N_OUTCOMES joint outcomes (log target) of every candidate, each from one posterior draw with its noise."""
+    pick = rng.integers(0, len(sigma), N_OUTCOMES)
+    if fit.spec.likelihood == "student_t":
+        eps = rng.standard_t(fit.spec.nu, (N_OUTCOMES, log_mean.shape[1]))
+    else:
+        eps = rng.standard_normal((N_OUTCOMES, log_mean.shape[1]))
+    return log_mean[pick] + sigma[pick, None] * eps
+
+
+def _loglik_of(fit: Fit, y: np.ndarray, log_mean: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Log density of each outcome y (J,) under each draw (S,): (J, S)."""
+    z = (y[:, None] - log_mean[None, :]) / sigma[None, :]
+    if fit.spec.likelihood == "student_t":
+        nu = fit.spec.nu
+        return -(nu + 1) / 2 * np.log1p(z * z / nu) - np.log(sigma)[None, :]
+    return -0.5 * z * z - np.log(sigma)[None, :]
+
+
+def _isoflop_baseline(fit: Fit, values: np.ndarray, spent: float, k: float, rng: np.random.Generator) -> dict[str, Any]:
+    """A plain IsoFLOP grid of the same total cost: 5 runs at one budget C = spent / 5, N spread over 1/4x to 4x
+    the current N*(C), and its expected target width, by the same simulation."""
+    if not {"N", "D"} <= set(fit.law.inputs) or spent <= 0:
+        return {"C": float("nan"), "expected_width90": float("nan")}
+    c = spent / ISOFLOP_POINTS
+    n_opt = float(np.median(fit.allocate([c], flops_per_token_param=k).draws["N"]))
+    ns = n_opt * np.geomspace(1 / 4, 4, ISOFLOP_POINTS)
+    grid = pd.DataFrame({"N": ns, "D": c / (k * ns)})
+    return {"C": c, "runs": ISOFLOP_POINTS} | expected_after(fit, values, grid, rng)
+
+
+ISOFLOP_POINTS = 5
+
+
+def expected_after(fit: Fit, values: np.ndarray, runs: pd.DataFrame, rng: np.random.Generator) -> dict[str, float]:
+    """The target's expected 90% relative width (and the smallest effective share of draws) once `runs` are
+    trained, by the same simulation `suggest` uses; `values` are the target's log per draw."""
+    frame = fit._inputs(runs)
+    log_mean = np.log(_law_values(fit, frame))
+    sigma = fit.draws("sigma")
+    outcomes = _simulate(fit, log_mean, sigma, rng)
+    loglik = sum(_loglik_of(fit, outcomes[:, i], log_mean[:, i], sigma) for i in range(len(frame)))
+    return _spread(values, loglik)["row"]

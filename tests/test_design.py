@@ -1,0 +1,77 @@
+"""Planning the next runs: suggested batches beat random ones, bad requests are named, update = fresh fit."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale as bs
+from bayescale import design
+from bayescale.simulate import chinchilla_runs
+from tests.conftest import FAST
+
+TARGET = {"C": 1e23}
+
+
+@pytest.fixture(scope="module")
+def small_sweep_fit():
+    """A small sweep (40 runs up to ~1e20 FLOPs): the optimum at 1e23 is uncertain enough to plan for."""
+    data = chinchilla_runs(n=40, noise=0.01, seed=5)
+    return bs.fit("chinchilla", data, seed=0, discrepancy=0.0, **FAST)
+
+
+def test_suggested_batch_beats_random_batches_of_the_same_cost(small_sweep_fit):
+    fit = small_sweep_fit
+    plan = fit.suggest(TARGET, k=3, seed=0)
+    assert len(plan.table) == 3 and (plan.table["cost"] > 0).all()
+    widths = plan.table["expected_width90"].to_numpy()
+    assert widths[-1] < plan.width_now and np.all(np.diff(widths) <= 1e-9), (plan.width_now, widths)
+    spent = plan.table["cost"].sum()
+    values = design._target_draws(fit, TARGET, "loss", 6.0)
+    pool = plan.candidates
+    rng = np.random.default_rng(1)
+    random_widths = []
+    for _ in range(10):  # random batches from the same candidates, as much compute as the plan at most
+        take, total = [], 0.0
+        for i in rng.permutation(len(pool)):
+            if total + pool["cost"].iloc[i] <= spent:
+                take.append(i)
+                total += pool["cost"].iloc[i]
+        runs = pool.iloc[take][["N", "D"]]
+        random_widths.append(design.expected_after(fit, values, runs, np.random.default_rng(0))["expected_width90"])
+    assert widths[-1] < np.min(random_widths), (widths[-1], random_widths)
+    assert widths[-1] < plan.baseline["expected_width90"]  # and the IsoFLOP grid of the same cost
+    assert np.isfinite(plan.baseline["expected_width90"]) and plan.baseline["C"] == pytest.approx(spent / 5)
+
+
+def test_user_candidates_and_cost_column(small_sweep_fit):
+    cands = pd.DataFrame({"N": [1e8, 1e9, 4e9], "D": [2e9, 2e10, 8e10], "gpu_hours": [1.0, 30.0, 500.0]})
+    plan = small_sweep_fit.suggest({"N": 7e10, "D": 1.4e12}, candidates=cands, cost="gpu_hours", k=2)
+    assert set(plan.table["gpu_hours"]) <= {1.0, 30.0, 500.0} and len(plan.table) == 2
+    within = small_sweep_fit.suggest(TARGET, candidates=cands, k=3, budget=1e20)
+    assert within.table["cost"].sum() <= 1e20
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"target": {}}, "target must be a point"),
+        ({"target": TARGET, "quantity": "flops"}, "quantity must be one of"),
+        ({"target": {"N": 7e10, "D": 1.4e12}, "quantity": "N"}, "needs a compute target"),
+        ({"target": TARGET, "candidates": pd.DataFrame({"N": [], "D": []})}, "candidates is empty"),
+        ({"target": TARGET, "candidates": pd.DataFrame({"N": [1e9], "D": [2e10]}), "cost": "usd"}, "cost column 'usd'"),
+        ({"target": TARGET, "candidates": pd.DataFrame({"N": [1e9]})}, "lack column"),
+    ],
+)
+def test_bad_requests_are_named(small_sweep_fit, kwargs, message):
+    with pytest.raises(bs.BayescaleError, match=message):
+        small_sweep_fit.suggest(**kwargs)
+
+
+def test_update_is_a_fresh_fit_on_the_union(small_sweep_fit):
+    new = chinchilla_runs(n=6, noise=0.01, seed=9).frame
+    updated = small_sweep_fit.update(new)
+    union = pd.concat([small_sweep_fit.data.frame, new], ignore_index=True)
+    fresh = bs.fit("chinchilla", bs.ScalingData.from_frame(union), seed=0, discrepancy=0.0, **FAST)
+    assert len(updated.data) == 46
+    for name in ("alpha", "beta", "E"):
+        np.testing.assert_array_equal(updated.draws(name), fresh.draws(name))
