@@ -276,7 +276,25 @@ class Fit:
         published = self.law.published
         if published:
             table["published"] = [published.get(i.split("[")[0], np.nan) for i in table.index]
+        table["what"] = [self._explain(i.split("[")[0]) for i in table.index]
         return table
+
+    def _explain(self, name: str) -> str:
+        """What a summary row is: a sampled parameter, a quantity derived from them in the paper's units (its
+        formula), the run noise, or a population parameter of a pooled one."""
+        derived = dict(self.law.derived)
+        if name in derived:
+            return f"derived, paper's units: {derived[name].source}"
+        if name == "sigma":
+            return "run noise (sd of log target)"
+        if name.endswith(("_mu", "_tau")) and name.rsplit("_", 1)[0] in self.law.params:
+            return "population " + ("centre" if name.endswith("_mu") else "spread") + " of a pooled parameter"
+        if name == "walk_tau":
+            return "walk discrepancy per sqrt(e-fold)"
+        reparametrised = any(name in f.names for _, f in self.law.derived) and name not in self.law.published
+        if name in self.law.params and reparametrised:  # e.g. a = log A at N0: the paper reports A
+            return "sampled (internal scale; see the derived row)"
+        return "sampled"
 
     @property
     def extrapolation_note(self) -> str:

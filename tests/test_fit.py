@@ -132,6 +132,12 @@ def test_progress_in_words_when_not_in_a_terminal(chinchilla_data, capfd):
     assert "sampling 1 chains x (50 tune + 50 draws) done in" in err, err
 
 
+def test_summary_says_what_each_row_is(chinchilla_fit):
+    what = chinchilla_fit.summary()["what"]
+    assert what["a"] == "sampled (internal scale; see the derived row)" and what["alpha"] == "sampled"
+    assert what["A"] == "derived, paper's units: exp(a) * N0**alpha" and what["sigma"].startswith("run noise")
+
+
 def test_save_load_round_trip_identical(tmp_path, chinchilla_fit):
     path = chinchilla_fit.save(tmp_path / "fit.nc")
     loaded = bs.load(path)

@@ -110,7 +110,7 @@ def test_law_file_sampler_is_the_fit_default(tmp_path, monkeypatch):
 
     from bayescale.simulate import simulate
 
-    fit_module = importlib.import_module("bayescale.fit")  # the module, not the function bayescale.fit
+    sampling = importlib.import_module("bayescale._sampling")  # where fit() finds the sampler when it runs
 
     path = tmp_path / "mine.toml"
     path.write_text(GOOD + '\n[sampling]\nsampler = "nutpie-numba"\n')
@@ -120,7 +120,7 @@ def test_law_file_sampler_is_the_fit_default(tmp_path, monkeypatch):
         seen.append(sampler)
         raise RuntimeError("stop before sampling")
 
-    monkeypatch.setattr(fit_module, "run", record)
+    monkeypatch.setattr(sampling, "run", record)
     law = bs.law(str(path))
     data = simulate(law, {"N": np.geomspace(1e7, 1e10, 12)}, params={"E": 1.0, "a": 0.0, "alpha": 0.5}, seed=0)
     for sampler in (None, "nutpie"):
