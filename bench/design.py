@@ -1,0 +1,136 @@
+"""Does `fit.suggest` buy a narrower target for the same compute? Simulated progressive sweeps.
+
+From a small seed sweep simulated from the published Chinchilla law (real-like noise), run ROUNDS rounds of
+  suggest (K runs) -> "train" them (simulate from the true law) -> update,
+and, with the same compute per round, two standard designs: an IsoFLOP grid (5 runs at one budget, N from 1/4x to
+4x the current N*) and random runs from the same candidate grid (at most the same compute). The target is the loss at the compute optimum at
+TARGET FLOPs. Reported per design and round: the posterior 90% width of the target, whether it covers the truth,
+and the compute spent, over SEEDS seeds; and the ratio of suggest's width to each standard design's at equal
+compute (the rounds are matched in compute, so < 1 means the same compute bought a narrower target).
+
+Usage: python bench/design.py [--seeds 6] [--rounds 3]      results: bench/results/design.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import bayescale as bs
+from bayescale.simulate import chinchilla_runs, simulate
+
+TARGET = {"C": 1e23}
+K = 3
+SAMPLING = dict(draws=500, tune=500, chains=4, progress=False, discrepancy=0.0)
+NOISE = 0.01
+HERE = Path(__file__).resolve().parent
+
+
+def truth() -> float:
+    """The true loss at the compute optimum at TARGET, from the published parameters (fine numeric search)."""
+    law = bs.law("chinchilla")
+    values = {k: p.value for k, p in law.params.items()}
+    ns = np.geomspace(1e7, 1e13, 20001)
+    c = TARGET["C"]
+    return float(np.min(law.mean(values, {"N": ns, "D": c / (6 * ns)}, {"N0": 1e9, "D0": 1e11})))
+
+
+def train(runs: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """'Train' runs: their loss from the true law with the sweep's noise."""
+    law = bs.law("chinchilla")
+    values = {k: p.value for k, p in law.params.items()}
+    data = simulate(law, {"N": runs["N"].to_numpy(), "D": runs["D"].to_numpy()}, params=values, noise=NOISE, seed=seed)
+    return data.frame[["N", "D", "loss"]]
+
+
+def target_band(fit: bs.Fit) -> tuple[float, float, float]:
+    loss = fit.allocate([TARGET["C"]]).draws["loss"][:, 0]
+    lo, med, hi = np.quantile(loss, [0.05, 0.5, 0.95])
+    return lo, med, hi
+
+
+def isoflop_runs(fit: bs.Fit, cost: float) -> pd.DataFrame:
+    c = cost / 5
+    n_opt = float(np.median(fit.allocate([c]).draws["N"]))
+    ns = n_opt * np.geomspace(1 / 4, 4, 5)
+    return pd.DataFrame({"N": ns, "D": c / (6 * ns)})
+
+
+def random_runs(pool: pd.DataFrame, cost: float, rng: np.random.Generator) -> pd.DataFrame:
+    """Random candidates, in random order, as long as they fit in the cost (the cheapest one if none fits)."""
+    take, total = [], 0.0
+    for i in rng.permutation(len(pool)):
+        if total + pool["cost"].iloc[i] <= cost:
+            take.append(i)
+            total += pool["cost"].iloc[i]
+    return pool.iloc[take or [int(np.argmin(pool["cost"].to_numpy()))]][["N", "D"]]
+
+
+def run_seed(seed: int, rounds: int, true_loss: float) -> list[dict]:
+    start = chinchilla_runs(n=30, noise=NOISE, seed=100 + seed)
+    fits = {name: bs.fit("chinchilla", start, seed=seed, **SAMPLING) for name in ("suggest", "isoflop", "random")}
+    spent = {name: 0.0 for name in fits}
+    rng = np.random.default_rng(seed)
+    rows = []
+    for r in range(1, rounds + 1):
+        plan = fits["suggest"].suggest(TARGET, k=K, seed=seed * 100 + r)
+        cost = float(plan.table["cost"].sum())
+        new = {
+            "suggest": plan.table[["N", "D"]],
+            "isoflop": isoflop_runs(fits["isoflop"], cost),
+            "random": random_runs(plan.candidates, cost, rng),
+        }
+        for name, runs in new.items():
+            spent[name] += float(6 * (runs["N"] * runs["D"]).sum())
+            fits[name] = fits[name].update(train(runs, seed * 1000 + r))
+            lo, med, hi = target_band(fits[name])
+            rows.append(
+                {"seed": seed, "round": r, "design": name, "compute": spent[name], "width90": (hi - lo) / med}
+                | {"covers": lo <= true_loss <= hi}
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    true_loss = truth()
+    t = time.perf_counter()
+    rows = []
+    for seed in range(args.seeds):
+        rows += run_seed(seed, args.rounds, true_loss)
+        print(f"seed {seed} done, {time.perf_counter() - t:.0f} s", flush=True)
+    df = pd.DataFrame(rows)
+    summary = df.groupby(["round", "design"]).agg(
+        compute=("compute", "median"), width90=("width90", "median"), coverage=("covers", "mean")
+    )
+    wide = df.pivot_table(index=["seed", "round"], columns="design", values="width90")
+    ratio = pd.DataFrame(
+        {
+            "suggest / isoflop width": (wide["suggest"] / wide["isoflop"]).groupby("round").median(),
+            "suggest / random width": (wide["suggest"] / wide["random"]).groupby("round").median(),
+        }
+    )
+    text = "\n\n".join(
+        [
+            f"# Design benchmark: chinchilla, target loss at the optimum at {TARGET['C']:.0e} FLOPs, {args.seeds} seeds,"
+            f" {args.rounds} rounds of {K} suggested runs (the others matched in compute per round); {time.perf_counter() - t:.0f} s",
+            "## Median per round and design\n" + summary.to_markdown(floatfmt=".4g"),
+            "## Width ratio at equal compute (median over seeds; < 1: suggest is narrower)\n"
+            + ratio.to_markdown(floatfmt=".3f"),
+        ]
+    )
+    (HERE / "results" / "design.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
