@@ -309,6 +309,9 @@ def compare_cmd(
     fits: Annotated[list[Path], typer.Argument(help="Two or more saved fits (.nc) of the same runs.")],
     lfo: Annotated[bool, typer.Option("--lfo", help="Leave-future-out: refit below a compute cutoff.")] = False,
     fraction: Annotated[float, typer.Option(help="With --lfo: share of the largest runs held out.")] = 0.2,
+    name: Annotated[
+        list[str], typer.Option("--name", help="A label per fit, in order (default: the file names).")
+    ] = [],  # noqa: B006
     fmt: FormatOption = Format.table,
 ) -> None:
     """Rank laws by PSIS-LOO (default) or leave-future-out; warns about runs with high Pareto k."""
@@ -316,10 +319,12 @@ def compare_cmd(
 
     import bayescale as bs
 
+    if name and len(name) != len(fits):
+        raise BayescaleError(f"--name: give one label per fit ({len(fits)} fits, {len(name)} labels)")
     loaded = {}
-    for path in fits:
-        fit = bs.load(path)
-        loaded[path.stem if path.stem not in loaded else str(path)] = fit
+    for i, path in enumerate(fits):
+        label = name[i] if name else (path.stem if path.stem not in loaded else str(path))
+        loaded[label] = bs.load(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         table = bs.compare(loaded, method="lfo" if lfo else "loo", fraction=fraction)

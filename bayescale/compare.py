@@ -69,6 +69,7 @@ def compare(fits: Mapping[str, Fit], method: str = "loo", **lfo_options: Any) ->
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = az.compare({name: fit.idata for name, fit in fits.items()}, ic="loo")
+    table["rank"] = table["rank"] + 1  # the best law is rank 1, as in the leave-future-out table
     table["n_high_pareto_k"] = [bad[name].size for name in table.index]
     return table
 

@@ -25,7 +25,7 @@ def test_loo_prefers_the_true_law(chinchilla_fit, kaplan_fit):
         warnings.simplefilter("ignore")
         table = bs.compare({"chinchilla": chinchilla_fit, "kaplan": kaplan_fit})
     assert {"elpd_loo", "se", "elpd_diff", "weight", "n_high_pareto_k"} <= set(table.columns)
-    assert table.index[0] == "chinchilla"
+    assert table.index[0] == "chinchilla" and table["rank"].tolist() == [1, 2]  # ranks start at 1, as LFO's
     assert table.loc["kaplan", "elpd_diff"] > 2 * table.loc["kaplan", "dse"]
 
 
@@ -128,3 +128,24 @@ def test_cli_compare(tmp_path, chinchilla_fit, kaplan_fit):
     )
     assert out.returncode == 0, out.stderr
     assert "elpd_loo" in out.stdout and "chinchilla" in out.stdout
+    named = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bayescale.cli",
+            "compare",
+            str(a),
+            str(b),
+            "--name",
+            "hoffmann",
+            "--name",
+            "kaplan",
+            "--format",
+            "csv",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert named.returncode == 0, named.stderr
+    assert named.stdout.splitlines()[1].startswith("hoffmann,1,"), named.stdout
