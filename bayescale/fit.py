@@ -318,6 +318,8 @@ class Fit:
         try:
             idata = self.idata.copy()
             idata.posterior.attrs["bayescale"] = json.dumps(self.meta)
+            if "log_likelihood" in idata.groups():  # draws x runs: half the file in float32, ample for PSIS-LOO
+                idata.log_likelihood["obs"] = idata.log_likelihood["obs"].astype("float32")
             idata.to_netcdf(tmp)
             os.chmod(tmp, 0o666 & ~_umask())  # as any new file: colleagues may read it where the umask allows
             os.replace(tmp, path)

@@ -178,6 +178,17 @@ def test_output_path_is_checked_before_fitting(tmp_path):
     assert check_output_path(tmp_path / "new" / "fit.nc") == tmp_path / "new" / "fit.nc"
 
 
+def test_saved_pointwise_loglik_is_float32_and_loo_unchanged(tmp_path, chinchilla_fit):
+    """The pointwise log-likelihood (draws x runs) is most of a saved fit: stored in float32, LOO is unchanged."""
+    import arviz as az
+
+    loaded = bs.load(chinchilla_fit.save(tmp_path / "fit.nc"))
+    assert loaded.idata.log_likelihood["obs"].dtype == np.float32
+    assert chinchilla_fit.idata.log_likelihood["obs"].dtype == np.float64  # the fit in memory is untouched
+    before, after = az.loo(chinchilla_fit.idata).elpd_loo, az.loo(loaded.idata).elpd_loo
+    assert after == pytest.approx(before, abs=1e-3)
+
+
 def test_interrupted_save_keeps_the_old_file(tmp_path, chinchilla_fit, monkeypatch):
     path = chinchilla_fit.save(tmp_path / "fit.nc")
     before = path.read_bytes()
