@@ -136,7 +136,7 @@ class ScalingData:
                 "nothing for the law to explain"
             )
         for name in law.inputs:
-            values = pd.to_numeric(self.frame[name], errors="coerce").to_numpy(dtype=float)
+            values = self.frame[name].to_numpy(dtype=float)
             if len(values) > 1 and np.ptp(values) == 0:
                 raise DataError(
                     f"column {name!r} has the same value ({values[0]:g}) in all {len(values)} runs: law "

@@ -222,12 +222,15 @@ def _candidates(fit: Fit, candidates: pd.DataFrame | None, budget: float | None,
     data = fit.data.frame
     c_max = float(np.max(k * data["N"] * data["D"]))
     top = c_max * 30 if budget is None else max(min(budget, c_max * 100), c_max * 2)
-    rows = []
-    for c in np.geomspace(c_max / 4, top, 6):
-        n_opt = float(np.median(fit.allocate([c], flops_per_token_param=k).draws["N"]))
-        for n in n_opt * np.geomspace(1 / 4, 4, 7):
-            rows.append({"N": n, "D": c / (k * n)})
-    return fit._inputs(pd.DataFrame(rows)).reset_index(drop=True)
+    return fit._inputs(isoflop_grid(fit, np.geomspace(c_max / 4, top, 6), 7, k)).reset_index(drop=True)
+
+
+def isoflop_grid(fit: Fit, budgets: Any, points: int, k: float = 6.0) -> pd.DataFrame:
+    """`points` runs (N, D) on the IsoFLOP curve of each budget, N from 1/4x to 4x the posterior median N*(C)."""
+    budgets = np.atleast_1d(np.asarray(budgets, float))
+    n_opt = np.median(fit.allocate(budgets, flops_per_token_param=k).draws["N"], axis=0)
+    ns = (n_opt[:, None] * np.geomspace(1 / 4, 4, points)[None, :]).ravel()
+    return pd.DataFrame({"N": ns, "D": np.repeat(budgets, points) / (k * ns)})
 
 
 def _costs(frame: pd.DataFrame, cost: str | Callable | None, k: float) -> np.ndarray:
@@ -258,11 +261,9 @@ def _simulate(fit: Fit, log_mean: np.ndarray, sigma: np.ndarray, rng: np.random.
 
 def _loglik_of(fit: Fit, y: np.ndarray, log_mean: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     """Log density of each outcome y (J,) under each draw (S,): (J, S)."""
-    z = (y[:, None] - log_mean[None, :]) / sigma[None, :]
-    if fit.spec.likelihood == "student_t":
-        nu = fit.spec.nu
-        return -(nu + 1) / 2 * np.log1p(z * z / nu) - np.log(sigma)[None, :]
-    return -0.5 * z * z - np.log(sigma)[None, :]
+    from bayescale.fit import log_density
+
+    return log_density(y[:, None], log_mean[None, :], sigma[None, :], fit.spec)
 
 
 def _isoflop_baseline(fit: Fit, values: np.ndarray, spent: float, k: float, rng: np.random.Generator) -> dict[str, Any]:
@@ -271,9 +272,7 @@ def _isoflop_baseline(fit: Fit, values: np.ndarray, spent: float, k: float, rng:
     if not {"N", "D"} <= set(fit.law.inputs) or spent <= 0:
         return {"C": float("nan"), "expected_width90": float("nan")}
     c = spent / ISOFLOP_POINTS
-    n_opt = float(np.median(fit.allocate([c], flops_per_token_param=k).draws["N"]))
-    ns = n_opt * np.geomspace(1 / 4, 4, ISOFLOP_POINTS)
-    grid = pd.DataFrame({"N": ns, "D": c / (k * ns)})
+    grid = isoflop_grid(fit, c, ISOFLOP_POINTS, k)
     return {"C": c, "runs": ISOFLOP_POINTS} | expected_after(fit, values, grid, rng)
 
 

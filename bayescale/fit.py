@@ -179,15 +179,9 @@ class Fit:
         """Log density of each row's log-target given the law's value per draw `mean` (S*k, n): (S*k, n).
 
         `mean` may stack k copies of the posterior (rows cycle through the draws k times)."""
-        from scipy.special import gammaln
-
         sigma = np.tile(self.draws("sigma"), mean.shape[0] // self.n_draws)[:, None]
-        z = (np.log(frame[self.law.target].to_numpy(dtype=float))[None, :] - np.log(mean)) / sigma
-        if self.spec.likelihood == "student_t":  # closed form: scipy.stats.t.logpdf is ~5x slower here
-            nu = self.spec.nu
-            const = gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi)
-            return const - (nu + 1) / 2 * np.log1p(z * z / nu) - np.log(sigma)
-        return -0.5 * z * z - 0.5 * np.log(2 * np.pi) - np.log(sigma)
+        log_y = np.log(frame[self.law.target].to_numpy(dtype=float))[None, :]
+        return log_density(log_y, np.log(mean), sigma, self.spec)
 
     def _upstream_draws(self, new: Any, from_fit: Fit, seed: int) -> dict[str, np.ndarray]:
         name = from_fit.law.target
@@ -465,6 +459,19 @@ def fit(
         with phases("learning the extrapolation error (leave-future-out)"):
             result.meta["discrepancy"] = _learn_discrepancy(result, options)
     return result
+
+
+def log_density(log_y: np.ndarray, log_mean: np.ndarray, sigma: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """The likelihood's log density of log-targets `log_y` given the law's log-values and the noise scale (arrays
+    broadcast against each other): Student-t with spec.nu degrees of freedom, or Gaussian."""
+    from scipy.special import gammaln
+
+    z = (log_y - log_mean) / sigma
+    if spec.likelihood == "student_t":  # closed form: scipy.stats.t.logpdf is ~5x slower here
+        nu = spec.nu
+        const = gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi)
+        return const - (nu + 1) / 2 * np.log1p(z * z / nu) - np.log(sigma)
+    return -0.5 * z * z - 0.5 * np.log(2 * np.pi) - np.log(sigma)
 
 
 def check_output_path(path: str | Path) -> Path:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 import bayescale as bs
+from bayescale import design
 from bayescale.simulate import chinchilla_runs, simulate
 
 TARGET = {"C": 1e23}
@@ -55,10 +56,8 @@ def target_band(fit: bs.Fit) -> tuple[float, float, float]:
 
 
 def isoflop_runs(fit: bs.Fit, cost: float) -> pd.DataFrame:
-    c = cost / 5
-    n_opt = float(np.median(fit.allocate([c]).draws["N"]))
-    ns = n_opt * np.geomspace(1 / 4, 4, 5)
-    return pd.DataFrame({"N": ns, "D": c / (6 * ns)})
+    """A 5-run IsoFLOP grid costing `cost` in all (each run C = cost / 5)."""
+    return design.isoflop_grid(fit, cost / 5, 5)
 
 
 def random_runs(pool: pd.DataFrame, cost: float, rng: np.random.Generator) -> pd.DataFrame:
