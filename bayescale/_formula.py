@@ -49,6 +49,8 @@ def parse(source: str, allowed_names: Iterable[str]) -> Formula:
         node = ast.parse(source.strip(), mode="eval").body
     except SyntaxError as exc:
         raise FormulaError(f"cannot parse {source!r}: {exc.msg}") from None
+    except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
+        raise FormulaError(f"cannot parse {source!r}: {exc}") from None
     names: set[str] = set()
     tree = _convert(node, allowed, names, source)
     return Formula(source=source, tree=tree, names=frozenset(names))

@@ -363,8 +363,13 @@ def fit_many_cmd(
         str | None, typer.Option(help="Address of a running dask scheduler to use instead, e.g. tcp://10.0.0.5:8786.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar over the jobs.")] = True,
+    resume: Annotated[
+        bool,
+        typer.Option(help="Reuse fits already in --out whose job (law, data, options) is unchanged."),
+    ] = True,
 ) -> None:
-    """Fit every job in parallel (dask); save each fit and summary.csv. Exit code 1 when any job failed."""
+    """Fit every job in parallel (dask); save each fit and summary.csv (kept current, so a crashed run
+    resumes where it stopped). Exit code 1 when any job failed or did not converge."""
     from bayescale.many import fit_many, jobs_from_csv
 
     jobs = jobs_from_csv(jobs_csv)
@@ -372,12 +377,12 @@ def fit_many_cmd(
         from dask.distributed import Client
 
         with Client(scheduler) as client:
-            summary = fit_many(jobs, client=client, out_dir=out, progress=progress)
+            summary = fit_many(jobs, client=client, out_dir=out, progress=progress, resume=resume)
     else:
-        summary = fit_many(jobs, out_dir=out, progress=progress, n_workers=workers)
-    summary.to_csv(out / "summary.csv", index=False)
+        summary = fit_many(jobs, out_dir=out, progress=progress, n_workers=workers, resume=resume)
     for row in summary.itertuples():
         detail = f"{row.seconds:.1f} s, max R-hat {row.max_rhat:.3f}" if row.status == "ok" else row.error
+        detail += ", reused from an earlier run" if row.reused else ""
         console.print(f"{row.name}: {row.status} ({detail})", highlight=False)
     failed = int((summary.status != "ok").sum())
     console.print(f"{len(summary) - failed} of {len(summary)} jobs ok; summary in {out / 'summary.csv'}")

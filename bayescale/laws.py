@@ -194,11 +194,45 @@ def _load(path: str) -> Law:
     return from_spec(spec, path, source)
 
 
+_TABLES = ("constants", "params", "definitions", "derived", "published", "noise", "design", "sampling", "extrapolation")
+_TEXTS = ("name", "title", "reference", "notes", "target")
+
+
 def from_spec(spec: Mapping[str, Any], path: str = "<law>", source: str = "") -> Law:
-    """Validate a parsed law file and compile its formulas."""
+    """Validate a parsed law file and compile its formulas. Every problem is a LawFileError naming the file and,
+    where a check knows it, the field; a shape no check foresaw is still reported as a LawFileError."""
+    try:
+        return _from_spec(spec, path, source)
+    except LawFileError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError, RecursionError) as exc:
+        raise LawFileError(
+            f"law file {path}: malformed ({type(exc).__name__}: {exc}); compare it with a catalogue law "
+            "(`bayescale laws` lists them; models/ holds their files)"
+        ) from None
+
+
+def _check_shape(spec: Mapping[str, Any], path: str) -> None:
+    """Required keys present, tables are tables and texts are texts, before any field is read."""
     for key in ("name", "formula", "inputs", "params"):
         if key not in spec:
             raise _fail(path, key, "is required")
+    for key in _TABLES:
+        if key in spec and not isinstance(spec[key], dict):
+            raise _fail(path, key, f"must be a table ([{key}] with key = value lines), got {spec[key]!r}")
+    for key in _TEXTS:
+        if key in spec and not isinstance(spec[key], str):
+            raise _fail(path, key, f"must be a string, got {spec[key]!r}")
+    if "optimum" in spec and not (isinstance(spec["optimum"], dict) and "N" in spec["optimum"]):
+        raise _fail(path, "optimum", f'must be a table with N = "<formula>", got {spec["optimum"]!r}')
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _from_spec(spec: Mapping[str, Any], path: str, source: str) -> Law:
+    _check_shape(spec, path)
     inputs = spec["inputs"]
     if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) and i.isidentifier() for i in inputs):
         raise _fail(path, "inputs", f"must be a non-empty list of names, got {inputs!r}")
@@ -227,9 +261,11 @@ def from_spec(spec: Mapping[str, Any], path: str = "<law>", source: str = "") ->
             raise _fail(path, f"params.{pname}.prior", "is required")
         prior = _prior(p["prior"], path, f"params.{pname}.prior", constants)
         support = p.get("support", [-math.inf, math.inf])
-        if not (isinstance(support, list) and len(support) == 2 and support[0] < support[1]):
+        if not (isinstance(support, list) and len(support) == 2 and all(map(_number, support)) and support[0] < support[1]):
             raise _fail(path, f"params.{pname}.support", f"must be [lower, upper], got {support!r}")
         value = p.get("value")
+        if value is not None and not _number(value):
+            raise _fail(path, f"params.{pname}.value", f"must be a number, got {value!r}")
         if value is not None and not support[0] <= value <= support[1]:
             raise _fail(path, f"params.{pname}.value", f"{value} lies outside its support {support}")
         params[pname] = Param(pname, prior, (float(support[0]), float(support[1])), value, p.get("why", ""))
@@ -293,13 +329,16 @@ def from_spec(spec: Mapping[str, Any], path: str = "<law>", source: str = "") ->
 
 def _design(design: Mapping[str, Any], inputs: list[str], path: str) -> dict[str, Any]:
     """Simulation design: a [low, high] log-uniform range per input, run count `n` and log-noise `noise`."""
+    for key, kind in (("n", "a whole number of runs"), ("noise", "a number (log-scale noise sd)")):
+        if key in design and not (_number(design[key]) and design[key] > 0):
+            raise _fail(path, f"design.{key}", f"must be {kind} above 0, got {design[key]!r}")
     out = {"n": int(design.get("n", 100)), "noise": float(design.get("noise", 0.01)), "ranges": {}}
     for key, value in design.items():
         if key in ("n", "noise"):
             continue
         if key not in inputs:
             raise _fail(path, f"design.{key}", f"is not an input of the law ({', '.join(inputs)})")
-        if not (isinstance(value, list) and len(value) == 2 and 0 < value[0] < value[1]):
+        if not (isinstance(value, list) and len(value) == 2 and all(map(_number, value)) and 0 < value[0] < value[1]):
             raise _fail(path, f"design.{key}", f"must be [low, high] with 0 < low < high, got {value!r}")
         out["ranges"][key] = (float(value[0]), float(value[1]))
     return out

@@ -2,11 +2,15 @@
 
 Each job is one call of `bayescale.fit` in a worker process; its posterior is saved to
 `out_dir/<name>.nc` (atomically, via `Fit.save`) and a summary row comes back. A job that fails is
-reported in its row (status "error" and the error text) and never stops the others.
+reported in its row (status "error" and the error text) and never stops the others. With `out_dir`,
+`summary.csv` is rewritten after every finished job, so a crashed or interrupted run resumes where it
+stopped: a job whose fingerprint (law, data, options) matches a finished row is not fitted again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import os
@@ -50,7 +54,12 @@ SUMMARY_COLUMNS = [
     "max_rhat",
     "min_ess_bulk",
     "problems",
+    "reused",
+    "fingerprint",
 ]
+SUMMARY_FILE = "summary.csv"
+WORKER_DEATHS_ALLOWED = 1  # a job whose worker dies is retried once on a fresh worker, then reported
+NOT_CONVERGED_RHAT = 1.1  # chains that disagree this much did not converge (the 1.01 bar flags milder problems)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -129,6 +138,43 @@ def _error_row(job: Mapping[str, Any], message: str, seconds: float = float("nan
     }
 
 
+def fingerprint(job: Mapping[str, Any]) -> str:
+    """A hash of what determines a job's fit (law file or name, data values, options): equal fingerprints
+    mean a finished fit can be reused on resume."""
+    from bayescale import __version__
+
+    digest = hashlib.sha256(__version__.encode())
+    law = Path(str(job["law"]))
+    digest.update(law.read_bytes() if law.suffix == ".toml" and law.is_file() else str(job["law"]).lower().encode())
+    data = job["data"]
+    if isinstance(data, ScalingData):
+        data = data.frame
+    if isinstance(data, pd.DataFrame):
+        digest.update(json.dumps([str(c) for c in data.columns]).encode())
+        digest.update(pd.util.hash_pandas_object(data, index=True).to_numpy().tobytes())
+    elif Path(data).is_file():
+        digest.update(Path(data).read_bytes())
+    else:
+        digest.update(str(data).encode())
+    options = {k: v for k, v in job.items() if k not in ("name", "law", "data")}
+    digest.update(json.dumps(options, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
+
+
+def _convergence(row: dict[str, Any], chains: int) -> dict[str, Any]:
+    """Mark a fit whose chains disagree (R-hat above NOT_CONVERGED_RHAT, or not computable because the chains
+    did not move) as not converged, saying why."""
+    rhat = row["max_rhat"]
+    if chains > 1 and not rhat <= NOT_CONVERGED_RHAT:
+        why = f"max R-hat {rhat:.2f} > {NOT_CONVERGED_RHAT}" if rhat == rhat else "R-hat is undefined: they did not move"
+        row["status"] = "not converged"
+        row["error"] = (
+            f"the chains disagree ({why}): the fit is saved but its posterior is not reliable; try more "
+            "tune/draws, a stronger prior or a simpler law"
+        )
+    return row
+
+
 def run_job(job: Mapping[str, Any], out_dir: str | None) -> dict[str, Any]:
     """One job, in whichever process runs it: read the data, fit, save, summarise. Never raises."""
     start = time.perf_counter()
@@ -159,6 +205,7 @@ def run_job(job: Mapping[str, Any], out_dir: str | None) -> dict[str, Any]:
             "min_ess_bulk": report["min_ess_bulk"],
             "problems": " | ".join(report["problems"]),
         }
+        _convergence(row, kwargs["chains"])
         for name in result.var_names:
             draws = result.draws(name)
             if draws.ndim == 1:
@@ -177,6 +224,7 @@ def fit_many(
     out_dir: str | Path | None = None,
     progress: bool = True,
     n_workers: int | None = None,
+    resume: bool = True,
 ) -> pd.DataFrame:
     """Fit many (law, data) jobs in parallel on dask.distributed and return one summary row per job.
 
@@ -188,51 +236,136 @@ def fit_many(
     `client`: a `dask.distributed.Client` to submit to, used as is. Without one, a LocalCluster of
     `n_workers` (default: os.cpu_count()) single-threaded worker processes is started and closed afterwards.
 
-    `out_dir`: each successful fit is saved to `out_dir/<name>.nc`; without it nothing is written.
+    `out_dir`: each fit is saved to `out_dir/<name>.nc` and `out_dir/summary.csv` is rewritten after every
+    finished job; without it nothing is written. With `resume` (default), a job whose row in an existing
+    summary.csv has the same fingerprint and whose file exists is reused, not fitted again (column `reused`).
 
-    Returns a DataFrame in job order: name, law, status ("ok"/"error"), error, seconds, path, divergences,
-    max_rhat, min_ess_bulk, problems (sampling diagnostics in words) and median_<param> per parameter.
+    A job whose worker process dies (e.g. out of memory) is retried once on a fresh worker when bayescale
+    starts the cluster (with your own `client`, dask's `distributed.scheduler.allowed-failures` decides).
+
+    Returns a DataFrame in job order: name, law, status ("ok", "not converged" or "error"), error (the
+    reason), seconds, path, divergences, max_rhat, min_ess_bulk, problems (sampling diagnostics in words),
+    reused, fingerprint and median_<param> per parameter.
     """
     specs = normalise_jobs(jobs)
-    out = None
-    if out_dir is not None:
-        out = Path(out_dir).resolve()
-        out.mkdir(parents=True, exist_ok=True)
-        out = str(out)
-    from dask.distributed import Client, LocalCluster, as_completed
+    for job in specs:
+        job["fingerprint"] = fingerprint(job)
+    ledger = _Ledger(out_dir, specs, resume)
+    todo = [job for job in specs if job["name"] not in ledger.rows]
+    if todo:
+        with _client(client, n_workers) as active:
+            _run(active, todo, ledger, progress)
+    return ledger.table()
 
-    cluster = None
-    if client is None:
-        cluster = LocalCluster(
-            n_workers=n_workers or os.cpu_count() or 2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
-        client = Client(cluster)
-    rows: dict[str, dict[str, Any]] = {}
-    try:
-        futures = {}
-        for job in specs:
-            key = f"bayescale-fit-{job['name']}-{uuid.uuid4().hex[:8]}"
-            futures[client.submit(run_job, job, out, key=key, pure=False)] = job
-        with _Progress(len(futures), enabled=progress) as bar:
-            for future in as_completed(futures):
-                job = futures[future]
-                try:
-                    row = future.result()
-                except Exception as exc:  # noqa: BLE001 - e.g. the worker process died mid-fit
-                    row = _error_row(job, f"{type(exc).__name__}: {exc}")
-                rows[job["name"]] = row
-                bar.advance(row)
-    finally:
-        if cluster is not None:
-            client.close()
-            cluster.close()
-    table = pd.DataFrame([rows[job["name"]] for job in specs])
-    extra = [c for c in table.columns if c not in SUMMARY_COLUMNS]
-    return table.reindex(columns=[*SUMMARY_COLUMNS, *extra])
+
+def _run(client: Any, jobs: list[dict[str, Any]], ledger: _Ledger, progress: bool) -> None:
+    """Submit the jobs and record each row as its job finishes."""
+    from dask.distributed import as_completed
+
+    futures = {}
+    for job in jobs:
+        key = f"bayescale-fit-{job['name']}-{uuid.uuid4().hex[:8]}"
+        spec = {k: v for k, v in job.items() if k != "fingerprint"}
+        futures[client.submit(run_job, spec, ledger.folder, key=key, pure=False)] = job
+    with _Progress(len(futures), enabled=progress) as bar:
+        for future in as_completed(futures):
+            job = futures[future]
+            try:
+                row = future.result()
+            except Exception as exc:  # noqa: BLE001 - the worker process died (twice) while fitting it
+                reason = f"{type(exc).__name__}: {exc}"
+                if type(exc).__name__ == "KilledWorker":
+                    reason = (
+                        f"the worker process died while fitting this job, also on retry (out of memory? see the "
+                        f"worker logs); the other jobs are unaffected ({reason})"
+                    )
+                row = _error_row(job, reason)
+            ledger.record(job, row)
+            bar.advance(row)
+
+
+class _client:
+    """The user's client as is, or a LocalCluster of single-threaded worker processes that retries a job
+    once when its worker dies; closed on exit."""
+
+    def __init__(self, client: Any, n_workers: int | None):
+        self.given, self.n_workers = client, n_workers
+
+    def __enter__(self) -> Any:
+        if self.given is not None:
+            return self.given
+        import dask
+        from dask.distributed import Client, LocalCluster
+
+        with dask.config.set({"distributed.scheduler.allowed-failures": WORKER_DEATHS_ALLOWED}):
+            self.cluster = LocalCluster(
+                n_workers=self.n_workers or os.cpu_count() or 2,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+        self.client = Client(self.cluster)
+        return self.client
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.given is None:
+            self.client.close()
+            self.cluster.close()
+
+
+class _Ledger:
+    """The summary rows so far, in `out_dir/summary.csv` (rewritten atomically after every job); on resume,
+    finished rows of unchanged jobs whose fit file still exists are taken from it."""
+
+    def __init__(self, out_dir: str | Path | None, jobs: list[dict[str, Any]], resume: bool):
+        self.jobs, self.rows = jobs, {}
+        self.folder = None
+        if out_dir is None:
+            return
+        folder = Path(out_dir).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = str(folder)
+        self.path = folder / SUMMARY_FILE
+        if resume and self.path.is_file():
+            self.rows = self._finished(self.path)
+
+    def _finished(self, path: Path) -> dict[str, dict[str, Any]]:
+        try:
+            old = pd.read_csv(path, dtype={"name": str, "fingerprint": str, "error": str, "problems": str})
+        except Exception:  # noqa: BLE001 - an unreadable summary is ignored: every job is fitted again
+            return {}
+        if not {"name", "status", "fingerprint", "path"} <= set(old.columns):
+            return {}
+        wanted = {job["name"]: job["fingerprint"] for job in self.jobs}
+        rows = {}
+        for row in old.to_dict("records"):
+            if (
+                wanted.get(row["name"]) == row["fingerprint"]
+                and row["status"] in ("ok", "not converged")
+                and isinstance(row["path"], str)
+                and Path(row["path"]).is_file()
+            ):
+                rows[row["name"]] = {k: ("" if _missing(v) and k in ("error", "problems") else v) for k, v in row.items()}
+                rows[row["name"]]["reused"] = True
+        return rows
+
+    def record(self, job: Mapping[str, Any], row: dict[str, Any]) -> None:
+        self.rows[job["name"]] = row | {"reused": False, "fingerprint": job["fingerprint"]}
+        if self.folder is not None:
+            self._write()
+
+    def table(self) -> pd.DataFrame:
+        table = pd.DataFrame([self.rows[job["name"]] for job in self.jobs if job["name"] in self.rows])
+        extra = [c for c in table.columns if c not in SUMMARY_COLUMNS]
+        table = table.reindex(columns=[*SUMMARY_COLUMNS, *extra])
+        table["reused"] = table["reused"].astype(bool)
+        return table
+
+    def _write(self) -> None:
+        tmp = self.path.with_name(f".{SUMMARY_FILE}.{os.getpid()}.tmp")
+        self.table().to_csv(tmp, index=False)
+        os.replace(tmp, self.path)
 
 
 class _Progress:

@@ -45,3 +45,20 @@ def rng() -> np.random.Generator:
 
 def pytest_report_header(config):
     return f"bayescale: shared data {'present' if SHARED.exists() else 'ABSENT'} at {SHARED}; CI={os.environ.get('CI')}"
+
+
+def pytest_runtest_logreport(report):
+    """Collect the fuzz tests' case counts (recorded with record_property; they reach the controller under xdist)."""
+    if report.when == "call":
+        for name, value in report.user_properties:
+            if name.startswith("fuzz:"):
+                _FUZZ_COUNTS[name] = value
+
+
+_FUZZ_COUNTS: dict[str, int] = {}
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _FUZZ_COUNTS:
+        counts = ", ".join(f"{name[6:]} {n}" for name, n in sorted(_FUZZ_COUNTS.items()))
+        terminalreporter.write_line(f"fuzzing: cases tried: {counts} (only named bayescale errors came out)")

@@ -190,3 +190,83 @@ def test_fit_many_command_rejects_bad_jobs_file(tmp_path):
     assert out.returncode == 2
     stderr = " ".join(out.stderr.split())  # rich wraps long lines
     assert "missing column(s) ['csv']" in stderr and "Traceback" not in stderr, out.stderr
+
+
+def test_resume_reuses_unchanged_finished_jobs_and_refits_the_rest(client, tmp_path):
+    tiny = dict(draws=100, tune=100, chains=2)
+    jobs = [
+        {"name": "kept", "law": "power", "data": design_runs("power", seed=0), **tiny, "seed": 0},
+        {"name": "changed", "law": "power", "data": design_runs("power", seed=1), **tiny, "seed": 0},
+        {"name": "lost", "law": "power", "data": design_runs("power", seed=2), **tiny, "seed": 0},
+    ]
+    first = bs.fit_many(jobs, client=client, out_dir=tmp_path, progress=False).set_index("name")
+    on_disk = pd.read_csv(tmp_path / "summary.csv").set_index("name")  # written by fit_many as jobs finish
+    assert list(on_disk.index) == ["kept", "changed", "lost"] and (on_disk.status == "ok").all()
+    assert not first.reused.any() and first.fingerprint.str.len().eq(16).all()
+    kept_mtime = (tmp_path / "kept.nc").stat().st_mtime_ns
+
+    jobs[1] = jobs[1] | {"seed": 1}  # a changed option: a new fingerprint, fitted again
+    (tmp_path / "lost.nc").unlink()  # as after a crash that lost a file: fitted again
+    second = bs.fit_many(jobs, client=client, out_dir=tmp_path, progress=False).set_index("name")
+    assert second.reused.to_dict() == {"kept": True, "changed": False, "lost": False}
+    assert (tmp_path / "kept.nc").stat().st_mtime_ns == kept_mtime
+    assert second.loc["kept", "median_alpha"] == pytest.approx(first.loc["kept", "median_alpha"])
+    assert second.loc["changed", "fingerprint"] != first.loc["changed", "fingerprint"]
+    assert (tmp_path / "lost.nc").exists() and (second.status == "ok").all()
+
+    third = bs.fit_many(jobs, client=client, out_dir=tmp_path, progress=False, resume=False)
+    assert not third.reused.any()
+
+
+def test_a_fit_whose_chains_disagree_is_saved_and_reported_as_not_converged(tmp_path):
+    from bayescale.many import _convergence, run_job
+
+    job = {"name": "stuck", "law": "power", "data": design_runs("power", seed=0), "draws": 30, "seed": 0}
+    row = run_job(job | {"tune": 2}, str(tmp_path))  # two tuning steps: the chains stay where they started
+    assert row["status"] == "not converged", row
+    assert f"max R-hat {row['max_rhat']:.2f} > 1.1" in row["error"] and "try more tune/draws" in row["error"]
+    assert (tmp_path / "stuck.nc").exists()
+    frozen = _convergence({"status": "ok", "error": "", "max_rhat": float("nan")}, chains=2)  # chains that never moved
+    assert frozen["status"] == "not converged" and "R-hat is undefined" in frozen["error"], frozen
+    assert _convergence({"status": "ok", "error": "", "max_rhat": float("nan")}, chains=1)["status"] == "ok"
+
+
+def _kill_workers_running(client, prefix, times, done):
+    """Kill (SIGKILL) the worker process that holds a task whose key starts with `prefix`, `times` times."""
+    import os
+    import signal
+    import time
+
+    killed = set()
+    while len(killed) < times and not done.is_set():
+        for address, keys in client.processing().items():
+            if address not in killed and any(str(k).startswith(prefix) for k in keys):
+                pid = client.run(os.getpid, workers=[address])[address]
+                os.kill(pid, signal.SIGKILL)
+                killed.add(address)
+        time.sleep(0.02)
+
+
+def test_a_job_whose_worker_dies_is_retried_once_then_reported(tmp_path):
+    import threading
+
+    from bayescale.many import _client
+
+    small = dict(draws=200, tune=200, chains=2)
+    with _client(None, 2) as client:  # the cluster fit_many starts when given no client
+        for name, kills, status in [("once", 1, "ok"), ("twice", 2, "error")]:
+            done = threading.Event()
+            killer = threading.Thread(
+                target=_kill_workers_running, args=(client, f"bayescale-fit-{name}-", kills, done)
+            )
+            killer.start()
+            job = {"name": name, "law": "power", "data": design_runs("power", seed=0), **small, "seed": 0}
+            try:
+                row = bs.fit_many([job], client=client, out_dir=tmp_path, progress=False).iloc[0]
+            finally:
+                done.set()
+                killer.join()
+            assert row.status == status, row.error
+    assert "the worker process died while fitting this job, also on retry" in row.error
+    assert (tmp_path / "once.nc").exists() and not (tmp_path / "twice.nc").exists()
+    assert pd.read_csv(tmp_path / "summary.csv").set_index("name").loc["twice", "status"] == "error"
