@@ -16,10 +16,10 @@ demo: $(BIN)/.installed
 	$(BIN)/bayescale demo
 
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q -ra -n 2 --dist load --durations=25
+	$(BIN)/python -m pytest -q -ra -n 2 --dist worksteal --durations=25
 
 test-fast: $(BIN)/.installed
-	$(BIN)/python -m pytest -q -ra -n 2 --dist load -m "not slow"
+	$(BIN)/python -m pytest -q -ra -n 2 --dist worksteal -m "not slow"
 
 notebooks: $(BIN)/.installed
 	BAYESCALE_NOTEBOOK_SIZE=full $(BIN)/python -m bayescale.notebooks --html

@@ -261,7 +261,9 @@ def _from_spec(spec: Mapping[str, Any], path: str, source: str) -> Law:
             raise _fail(path, f"params.{pname}.prior", "is required")
         prior = _prior(p["prior"], path, f"params.{pname}.prior", constants)
         support = p.get("support", [-math.inf, math.inf])
-        if not (isinstance(support, list) and len(support) == 2 and all(map(_number, support)) and support[0] < support[1]):
+        if not (
+            isinstance(support, list) and len(support) == 2 and all(map(_number, support)) and support[0] < support[1]
+        ):
             raise _fail(path, f"params.{pname}.support", f"must be [lower, upper], got {support!r}")
         value = p.get("value")
         if value is not None and not _number(value):

@@ -166,7 +166,9 @@ def _convergence(row: dict[str, Any], chains: int) -> dict[str, Any]:
     did not move) as not converged, saying why."""
     rhat = row["max_rhat"]
     if chains > 1 and not rhat <= NOT_CONVERGED_RHAT:
-        why = f"max R-hat {rhat:.2f} > {NOT_CONVERGED_RHAT}" if rhat == rhat else "R-hat is undefined: they did not move"
+        why = (
+            f"max R-hat {rhat:.2f} > {NOT_CONVERGED_RHAT}" if rhat == rhat else "R-hat is undefined: they did not move"
+        )
         row["status"] = "not converged"
         row["error"] = (
             f"the chains disagree ({why}): the fit is saved but its posterior is not reliable; try more "
@@ -346,7 +348,9 @@ class _Ledger:
                 and isinstance(row["path"], str)
                 and Path(row["path"]).is_file()
             ):
-                rows[row["name"]] = {k: ("" if _missing(v) and k in ("error", "problems") else v) for k, v in row.items()}
+                rows[row["name"]] = {
+                    k: ("" if _missing(v) and k in ("error", "problems") else v) for k, v in row.items()
+                }
                 rows[row["name"]]["reused"] = True
         return rows
 

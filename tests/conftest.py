@@ -43,6 +43,25 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
 
 
+# Long tests start first, so that the two xdist workers finish together instead of one waiting on a notebook.
+LONG_FIRST = (
+    "test_notebooks.py::test_notebook_executes",
+    "test_recovery.py",
+    "test_walk.py",
+    "test_compare.py",
+    "test_cli.py::test_fit_then_predict",
+    "test_corpus.py",
+    "test_discrepancy.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        return next((i for i, key in enumerate(LONG_FIRST) if key in item.nodeid), len(LONG_FIRST))
+
+    items.sort(key=rank)  # stable: the order within a group is kept
+
+
 def pytest_report_header(config):
     return f"bayescale: shared data {'present' if SHARED.exists() else 'ABSENT'} at {SHARED}; CI={os.environ.get('CI')}"
 

@@ -18,6 +18,18 @@ def cli(*args, cwd=None):
     )
 
 
+def cli_here(*args):
+    """The same command run in this process (typer's test runner): for checks that need no fresh process,
+    which costs seconds of imports per call."""
+    from typer.testing import CliRunner
+
+    from bayescale.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    result.returncode = result.exit_code
+    return result
+
+
 def test_laws_lists_formula_inputs_reference():
     out = cli("laws")
     assert out.returncode == 0, out.stderr
@@ -72,19 +84,19 @@ def test_fit_then_predict(runs_csv, tmp_path):
     pred = cli("predict", str(out_path), "--at", "N=7e10,D=1.4e12", "--prob", "0.9")
     assert pred.returncode == 0, pred.stderr
     assert "median" in pred.stdout and "7e+10" in pred.stdout
-    summary = cli("summary", str(out_path))
+    summary = cli_here("summary", str(out_path))
     assert summary.returncode == 0 and "beta" in summary.stdout
-    as_json = cli("predict", str(out_path), "--at", "N=7e10,D=1.4e12", "--at", "N=1e9,D=2e10", "--format", "json")
+    as_json = cli_here("predict", str(out_path), "--at", "N=7e10,D=1.4e12", "--at", "N=1e9,D=2e10", "--format", "json")
     rows = json.loads(as_json.stdout)
     assert len(rows) == 2 and rows[0]["N"] == 7e10 and rows[0]["lower"] < rows[0]["median"] < rows[0]["upper"]
-    as_csv = cli("allocate", str(out_path), "--compute", "1e21,1e23", "-f", "csv")
+    as_csv = cli_here("allocate", str(out_path), "--compute", "1e21,1e23", "-f", "csv")
     table = pd.read_csv(io.StringIO(as_csv.stdout))
     assert len(table) == 2 and table["C"].tolist() == [1e21, 1e23]  # one row per budget
-    own = json.loads(cli("predict", str(out_path), "--at", "params=7e10,tokens=1.4e12", "-f", "json").stdout)
-    roles = json.loads(cli("predict", str(out_path), "--at", "N=7e10,D=1.4e12", "-f", "json").stdout)
+    own = json.loads(cli_here("predict", str(out_path), "--at", "params=7e10,tokens=1.4e12", "-f", "json").stdout)
+    roles = json.loads(cli_here("predict", str(out_path), "--at", "N=7e10,D=1.4e12", "-f", "json").stdout)
     assert own[0]["params"] == 7e10 and own[0]["median"] == roles[0]["median"]  # the fit's own names, after load
     assert own[0]["domain"] == "extrapolation" and own[0]["distance"] > 1
-    params = pd.read_csv(io.StringIO(cli("summary", str(out_path), "-f", "csv").stdout))
+    params = pd.read_csv(io.StringIO(cli_here("summary", str(out_path), "-f", "csv").stdout))
     assert "alpha" in params["param"].tolist()
 
 

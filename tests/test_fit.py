@@ -1,5 +1,6 @@
 """Fitting, prediction, diagnostics, reproducibility and save/load of fits."""
 
+import os
 import warnings
 
 import numpy as np
@@ -54,7 +55,12 @@ def test_prediction_is_vectorised_and_fast(chinchilla_fit, monkeypatch):
 
 
 def test_same_seed_same_posterior(chinchilla_data, chinchilla_fit):
-    again = bs.fit("chinchilla", chinchilla_data, seed=1, **FAST)
+    """Also across thread counts: the default runs the chains on one thread (they share the GIL), and the
+    draws are those of one thread per chain."""
+    from bayescale._sampling import _cores
+
+    assert _cores("nutpie", 4) == 1 and _cores("nutpie-numba", 4) == min(4, os.cpu_count() or 1)
+    again = bs.fit("chinchilla", chinchilla_data, seed=1, **FAST, cores=4)
     np.testing.assert_array_equal(again.draws("alpha"), chinchilla_fit.draws("alpha"))
     other = bs.fit("chinchilla", chinchilla_data, seed=2, **FAST)
     assert not np.array_equal(other.draws("alpha"), chinchilla_fit.draws("alpha"))
