@@ -16,6 +16,8 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
 # Small but honest sampling settings for CI: 4 chains keep R-hat meaningful.
 FAST = dict(draws=500, tune=500, chains=4, progress=False)
+# For tests whose assertions need a posterior, not a precise one (save/load, shapes, smoke runs): 2 x 200 draws.
+SMALL = dict(draws=200, tune=300, chains=2, progress=False)
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 

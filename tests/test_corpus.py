@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import FAST, REPO, SHARED
+from tests.conftest import REPO, SHARED, SMALL
 
 sys.path.insert(0, str(REPO / "bench"))
 corpus = pytest.importorskip("corpus")
@@ -31,7 +31,7 @@ def test_smoke_slice_runs_every_method():
     """Three small real tasks from three families, every method scored on the same held-out runs."""
     tasks = corpus_tasks.smoke_tasks()
     assert len({t.family for t in tasks}) == 3
-    results = [corpus.run_task(t, index=1, **FAST) for t in tasks]
+    results = [corpus.run_task(t, index=1, **SMALL) for t in tasks]
     priors = {r["family"]: corpus.learn_prior([q for q in results if q["family"] != r["family"]]) for r in results}
     for r in results:
         methods = corpus.method_draws(r, priors)

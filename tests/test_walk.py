@@ -6,7 +6,7 @@ import pytest
 
 import bayescale as bs
 from bayescale import _walk
-from tests.conftest import FAST
+from tests.conftest import FAST, SMALL
 from tests.test_compare import misspecified
 
 
@@ -46,7 +46,8 @@ def test_walk_covers_a_misspecified_law(walk_report):
 
 
 def test_walk_fit_saves_loads_and_predicts_identically(tmp_path, chinchilla_data):
-    fit = bs.fit("chinchilla", chinchilla_data, seed=0, walk=True, discrepancy=0.01, **FAST)
+    # save/load and the band's shape need no long chains: 2 x 200 draws
+    fit = bs.fit("chinchilla", chinchilla_data, seed=0, walk=True, discrepancy=0.01, **SMALL)
     assert "walk_tau" in fit.summary().index
     new = pd.DataFrame({"N": [1e9, 7e10], "D": [1e11, 1.4e12]})
     loaded = bs.load(fit.save(tmp_path / "walk.nc"))
