@@ -76,6 +76,34 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
     return out
 
 
+def _fixed(items: list[str]) -> dict[str, float]:
+    out = {}
+    for name, value in _pairs(items, "--fix").items():
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise BayescaleError(f"--fix {name}={value}: the value must be a number") from None
+    return out
+
+
+def _priors(items: list[str]) -> dict[str, dict]:
+    """--prior NAME={dist = "Normal", mu = 0.3, sigma = 0.1}: a TOML inline table, as in a law file."""
+    import tomllib
+
+    out = {}
+    for item in items:
+        name, sep, table = item.partition("=")
+        try:
+            out[name.strip()] = tomllib.loads(f"prior = {table.strip()}")["prior"] if sep else None
+        except tomllib.TOMLDecodeError as exc:
+            raise BayescaleError(
+                f'--prior {item}: expected NAME={{dist = "Normal", mu = 0.3, sigma = 0.1}} ({exc})'
+            ) from None
+        if out[name.strip()] is None:
+            raise BayescaleError(f'--prior {item}: expected NAME={{dist = "Normal", mu = 0.3, sigma = 0.1}}')
+    return out
+
+
 @app.command("laws")
 def laws_cmd(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show priors too.")] = False,
@@ -127,15 +155,27 @@ def fit_cmd(
         str | None, typer.Option(help="nutpie (default), nutpie-numba, pymc or numpyro; default: the law's.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show sampling progress.")] = True,
+    fix: Annotated[
+        list[str], typer.Option("--fix", help="NAME=VALUE: fix a parameter to a number, e.g. E=1.69 (repeatable).")
+    ] = [],  # noqa: B006
+    prior: Annotated[
+        list[str],
+        typer.Option(
+            "--prior",
+            help='NAME={...}: replace a prior, in the law files\' grammar, e.g. alpha={dist="Normal", mu=0.3, '
+            "sigma=0.1} (repeatable).",
+        ),
+    ] = [],  # noqa: B006
 ) -> None:
     """Fit a law to the runs in CSV and save the posterior."""
     import bayescale as bs
     from bayescale.fit import check_output_path
+    from bayescale.laws import adjusted
 
     check_output_path(out)  # before sampling: a bad path must not cost the fit
     drift = _number_or_auto(discrepancy, "--discrepancy")
     columns = _pairs(col, "--col") or None
-    the_law = bs.law(law)
+    the_law = adjusted(bs.law(law), priors=_priors(prior), fixed=_fixed(fix))
     data = bs.ScalingData.from_csv(csv, columns=columns, roles=[*the_law.inputs, the_law.target])
     result = bs.fit(
         the_law,

@@ -19,7 +19,7 @@ from bayescale._model import Likelihood, Mode, ModelSpec, data_arrays, make_spec
 from bayescale._progress import Phases
 from bayescale.data import GROUP, ScalingData, as_frame
 from bayescale.errors import BayescaleError, FitFileError
-from bayescale.laws import Law, Sampler, from_spec
+from bayescale.laws import Law, Sampler, adjusted, from_spec
 from bayescale.laws import law as get_law
 
 if TYPE_CHECKING:
@@ -412,6 +412,8 @@ def fit(
     discrepancy: float | str | None = None,
     walk: bool | None = None,
     method: str = "nuts",
+    priors: Mapping[str, Mapping[str, Any]] | None = None,
+    fixed: Mapping[str, float] | None = None,
     **sampler_kwargs: Any,
 ) -> Fit | PointFit:
     """Fit a scaling law to runs with NUTS and return the posterior as a `Fit`.
@@ -437,8 +439,12 @@ def fit(
 
     `method="map"` skips sampling and returns a `PointFit` (bayescale.pointfit.map_fit): the Huber-loss
     point estimate of Hoffmann et al. / Besiroglu et al., found by variable projection from one start.
+
+    `priors` replaces some of the law's priors, in the law files' grammar (`{"alpha": {"dist":
+    "TruncatedNormal", "mu": 0.3, "sigma": 0.1, "lower": 0}}`); `fixed` fixes parameters to numbers
+    (`{"E": 1.69}`). Both are checked like a law file and saved with the fit (bayescale.laws.adjusted).
     """
-    the_law = get_law(law)
+    the_law = adjusted(get_law(law), priors=priors, fixed=fixed)
     if method == "map":
         if groups:
             raise BayescaleError("method='map' fits shared parameters only; drop groups= or use method='nuts'")

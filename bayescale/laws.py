@@ -184,6 +184,48 @@ def law(name_or_path: str | Path | Law) -> Law:
     return _load(str(catalogue[by_lower[text.lower()]]))
 
 
+def adjusted(base: Law, priors: Mapping[str, Any] | None = None, fixed: Mapping[str, float] | None = None) -> Law:
+    """`base` with some priors replaced (same grammar as a law file's `prior = {...}`) and some parameters fixed
+    to numbers (they become constants), without writing a law file. The result is a law of its own: its TOML
+    text, saved with a fit, records the changes, and it compiles separately from `base`."""
+    if not priors and not fixed:
+        return base
+    import tomli_w
+
+    spec = tomllib.loads(base.source)
+    where = f"{base.name} (changed at call time)"
+    for kind, changes in (("priors", priors or {}), ("fixed", fixed or {})):
+        for name in changes:
+            if name not in spec["params"]:
+                import difflib
+
+                near = difflib.get_close_matches(str(name), list(spec["params"]), n=1)
+                hint = f"did you mean {near[0]!r}? " if near else ""
+                raise LawFileError(
+                    f"{kind}={{{name!r}: ...}}: {name!r} is not a parameter of law {base.name!r}; {hint}"
+                    f"its parameters: {', '.join(spec['params'])}"
+                )
+    for name, prior in (priors or {}).items():
+        spec["params"][name]["prior"] = dict(prior) if isinstance(prior, Mapping) else prior
+    notes = []
+    for name, value in (fixed or {}).items():
+        if not _number(value) or not math.isfinite(value):
+            raise LawFileError(f"fixed={{{name!r}: {value!r}}}: a fixed parameter takes a finite number")
+        del spec["params"][name]
+        spec.setdefault("constants", {})[name] = float(value)
+        spec.get("published", {}).pop(name, None)
+        notes.append(f"{name} fixed at {value:g}")
+    notes += [f"prior of {name} set at call time" for name in priors or {}]
+    spec["title"] = f"{spec.get('title', spec['name'])} ({'; '.join(notes)})"
+    if not spec["params"]:
+        raise LawFileError(f"fixed=: law {base.name!r} needs at least one free parameter to fit")
+    try:
+        source = tomli_w.dumps(spec)
+    except TypeError as exc:  # e.g. a prior given as something TOML cannot hold
+        raise LawFileError(f"priors=: {exc}; give each prior as a dict of numbers and strings") from None
+    return from_spec(tomllib.loads(source), where, source)
+
+
 @cache
 def _load(path: str) -> Law:
     source = Path(path).read_text()

@@ -149,3 +149,31 @@ def test_discrepancy_option_reads_auto_or_a_number():
     assert _number_or_auto("0.01", "--discrepancy") == 0.01
     with pytest.raises(bs.BayescaleError, match="--discrepancy: expected 'auto' or a number, got 'wide'"):
         _number_or_auto("wide", "--discrepancy")
+
+
+def test_fix_and_prior_options(runs_csv, tmp_path):
+    base = ["fit", str(runs_csv), "--law", "chinchilla", "--col", "N=params", "--col", "D=tokens", "-o"]
+    bad = cli_here(*base, str(tmp_path / "a.nc"), "--fix", "E=high")
+    assert bad.exit_code != 0 and "--fix E=high: the value must be a number" in str(bad.exception)
+    bad = cli_here(*base, str(tmp_path / "a.nc"), "--prior", "alpha=Normal(0.3)")
+    assert bad.exit_code != 0 and "--prior alpha=Normal(0.3): expected NAME={dist" in str(bad.exception)
+    out = cli_here(
+        *base,
+        str(tmp_path / "fixed.nc"),
+        "--fix",
+        "E=1.69",
+        "--prior",
+        'alpha={dist = "TruncatedNormal", mu = 0.34, sigma = 0.05, lower = 0}',
+        "--draws",
+        "100",
+        "--tune",
+        "200",
+        "--chains",
+        "2",
+        "--discrepancy",
+        "0",
+        "--no-progress",
+    )
+    assert out.exit_code == 0, out.output
+    law = bs.load(tmp_path / "fixed.nc").law
+    assert "E" not in law.params and law.params["alpha"].prior.args["sigma"] == 0.05

@@ -1,0 +1,52 @@
+"""Priors and fixed parameters changed at call time (`bs.fit(..., priors=..., fixed=...)`, `--prior`, `--fix`)."""
+
+import numpy as np
+import pytest
+
+import bayescale as bs
+from bayescale.laws import adjusted
+from bayescale.simulate import chinchilla_runs
+from tests.conftest import SMALL
+
+TIGHT_ALPHA = {"dist": "TruncatedNormal", "mu": 0.5, "sigma": 0.005, "lower": 0.0}
+
+
+def test_a_fixed_parameter_becomes_a_constant_and_a_prior_is_replaced():
+    base = bs.law("chinchilla")
+    law = adjusted(base, priors={"alpha": TIGHT_ALPHA}, fixed={"E": 1.69})
+    assert "E" not in law.params and law.constants["E"] == 1.69 and "E" not in law.published
+    assert law.params["alpha"].prior.dist == "TruncatedNormal" and law.params["alpha"].prior.args["mu"] == 0.5
+    assert law.params["beta"].prior == base.params["beta"].prior  # untouched
+    assert "E fixed at 1.69" in law.title and "E = 1.69" in law.source
+    assert adjusted(base) is base
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(fixed={"Ee": 1.0}), r"'Ee' is not a parameter of law 'chinchilla'; did you mean 'E'\?"),
+        (dict(priors={"alfa": TIGHT_ALPHA}), r"did you mean 'alpha'\?"),
+        (dict(fixed={"E": "high"}), "a fixed parameter takes a finite number"),
+        (dict(fixed={"E": float("nan")}), "a fixed parameter takes a finite number"),
+        (dict(priors={"alpha": {"dist": "Normall"}}), "distribution 'Normall' is not supported"),
+        (dict(priors={"alpha": 0.3}), "params.alpha.prior': must be a table"),
+        (dict(priors={"alpha": {"dist": "Normal", "mu": 0.3}}), r"Normal needs \['mu', 'sigma'\]"),
+    ],
+)
+def test_bad_changes_are_named(change, message):
+    with pytest.raises(bs.BayescaleError, match=message):
+        adjusted(bs.law("chinchilla"), **change)
+
+
+def test_fit_with_a_fixed_parameter_and_a_prior_saves_and_reloads(tmp_path):
+    data = chinchilla_runs(n=80, noise=0.01, seed=4)  # published parameters: E 1.69, alpha 0.34, beta 0.28
+    fixed = bs.fit("chinchilla", data, fixed={"E": 1.69}, seed=0, **SMALL)
+    assert "E" not in fixed.var_names
+    lo, hi = np.quantile(fixed.draws("alpha"), [0.05, 0.95])
+    assert lo < 0.34 < hi  # the truth, with E held at its true value
+    pulled = bs.fit("chinchilla", data, priors={"alpha": TIGHT_ALPHA}, seed=0, discrepancy=0.0, **SMALL)
+    assert abs(np.median(pulled.draws("alpha")) - 0.5) < 0.02  # a prior 30 sd from the data's answer wins
+    loaded = bs.load(fixed.save(tmp_path / "fixed.nc"))
+    assert loaded.law.title == fixed.law.title and "E" not in loaded.law.params
+    new = {"N": [7e10], "D": [1.4e12]}
+    np.testing.assert_allclose(loaded.predict(new)["median"], fixed.predict(new)["median"])
