@@ -1,7 +1,7 @@
 """bayescale: Bayesian neural scaling laws. Fit any published law with NUTS, read calibrated extrapolation bands.
 
 Public API: `ScalingData`, `law`, `laws`, `fit`, `Fit` (`.summary`, `.predict`, `.save`), `load`, `simulate`,
-`datasets` (real published data by name).
+`datasets` (real published data by name), `sample_prior` (a law's prior predictive at your runs).
 """
 
 import warnings as _warnings
@@ -21,6 +21,7 @@ from bayescale.fit import Fit, fit, load  # noqa: E402
 from bayescale.isoflop import fit_isoflop, parabola_isoflop  # noqa: E402
 from bayescale.laws import Law, law, laws  # noqa: E402
 from bayescale.many import fit_many  # noqa: E402
+from bayescale.prior import sample_prior  # noqa: E402
 from bayescale.simulate import simulate  # noqa: E402
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "laws",
     "load",
     "parabola_isoflop",
+    "sample_prior",
     "simulate",
 ]
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
-"""Priors and fixed parameters changed at call time (`bs.fit(..., priors=..., fixed=...)`, `--prior`, `--fix`)."""
+"""Priors: changed at call time (`bs.fit(..., priors=..., fixed=...)`, `--prior`, `--fix`) and checked before a
+fit against the runs (`bs.sample_prior`)."""
 
 import numpy as np
 import pytest
@@ -50,3 +51,22 @@ def test_fit_with_a_fixed_parameter_and_a_prior_saves_and_reloads(tmp_path):
     assert loaded.law.title == fixed.law.title and "E" not in loaded.law.params
     new = {"N": [7e10], "D": [1.4e12]}
     np.testing.assert_allclose(loaded.predict(new)["median"], fixed.predict(new)["median"])
+
+
+def test_prior_predictive_holds_the_runs_unless_a_prior_contradicts_them():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    data = chinchilla_runs(n=60, noise=0.01, seed=4)
+    check = bs.sample_prior("chinchilla", data, draws=300, seed=1)
+    assert check.predictive.shape == (300, 60) and check.params["alpha"].shape == (300,)
+    table = check.table(0.9)
+    assert table.inside.mean() >= 0.9  # the catalogue's priors are wide enough for the published law's runs
+    assert 1.5 < (table.prior_upper / table.prior_lower).median() < 100  # and say something
+    again = bs.sample_prior("chinchilla", data, draws=300, seed=1)
+    np.testing.assert_array_equal(again.predictive, check.predictive)  # the same seed, the same draws
+    wrong = bs.sample_prior("chinchilla", data, draws=300, priors={"E": {"dist": "Normal", "mu": 5.0, "sigma": 0.01}})
+    assert wrong.table().inside.sum() == 0 and "holds 0 of 60 runs" in wrong.summary()
+    ax = check.plot()
+    labels = ax.get_legend_handles_labels()[1]
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "N*D" and "your runs (60 of 60 inside)" in labels
