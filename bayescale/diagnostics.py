@@ -1,18 +1,42 @@
-"""Sampling diagnostics in plain words: divergences, R-hat, effective sample size."""
+"""Diagnostics, coded and in plain words: the runs' design before a fit (too few scales, inputs that move
+together), the sampling (divergences, R-hat, effective sample size) and what the posterior says about each
+parameter (pressed against a bound, barely narrowed by the data).
+
+Every finding is a dict {code, severity, message, params}; `fit.diagnostics["findings"]` keeps them with the fit
+and `fit.diagnostics["problems"]` their messages."""
 
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 if TYPE_CHECKING:
     import arviz as az
 
+    from bayescale.laws import Law, Prior
+
 
 class SamplingWarning(UserWarning):
     """The sampler may not have explored the posterior well; the message says what to try."""
+
+
+class IdentificationWarning(SamplingWarning):
+    """The runs or the posterior cannot pin down some parameters; the message says which and what to add."""
+
+
+MIN_SCALES = 3  # distinct values an input needs for its exponent to rest on more than a line through two points
+COLLINEAR = 0.99  # |correlation| of two log inputs above which their effects cannot be told apart
+AT_BOUND = 0.05  # posterior's 5% quantile closer to a bound than this share of its 90% width: piled against it
+WEAK = 0.7  # posterior sd above this share of the prior sd: the data barely narrowed the prior
+DESIGN_CODES = ("few_scales", "collinear_inputs")
+
+
+def finding(code: str, message: str, params: Any = (), severity: str = "warning") -> dict[str, Any]:
+    return {"code": code, "severity": severity, "message": message, "params": list(params)}
 
 
 RHAT_MAX = 1.01
@@ -32,29 +56,158 @@ def check(idata: az.InferenceData, var_names: list[str]) -> dict:
     ess = summary["ess_bulk"].to_numpy(dtype=float)
     worst_rhat = float(np.nanmax(rhat)) if chains > 1 else float("nan")
     min_ess = float(np.nanmin(ess))
-    problems = []
+    found = []
     if divergent:
-        problems.append(
-            f"{divergent} of {n_draws} draws ended in a divergence: the sampler met curvature it could not follow, "
-            "so intervals may be biased. Try tune=2000 and target_accept=0.95, a Student-t likelihood if some "
-            "runs are outliers, or tighter priors on parameters the data cannot identify."
+        found.append(
+            finding(
+                "divergences",
+                f"{divergent} of {n_draws} draws ended in a divergence: the sampler met curvature it could not follow, "
+                "so intervals may be biased. Try tune=2000 and target_accept=0.95, a Student-t likelihood if some "
+                "runs are outliers, or tighter priors on parameters the data cannot identify.",
+            )
         )
     if chains > 1 and worst_rhat > RHAT_MAX:
         bad = summary.index[rhat > RHAT_MAX].tolist()
-        problems.append(
-            f"chains disagree (R-hat {worst_rhat:.3f} > {RHAT_MAX}) for {', '.join(bad)}: the posterior may be "
-            "multimodal or not yet converged. Run more tune and draws, or check whether the data can identify "
-            "these parameters (e.g. an irreducible loss far below every observed loss)."
+        found.append(
+            finding(
+                "rhat",
+                f"chains disagree (R-hat {worst_rhat:.3f} > {RHAT_MAX}) for {', '.join(bad)}: the posterior may be "
+                "multimodal or not yet converged. Run more tune and draws, or check whether the data can identify "
+                "these parameters (e.g. an irreducible loss far below every observed loss).",
+                bad,
+            )
         )
     if min_ess < ESS_PER_CHAIN_MIN * chains:
         low = summary.index[ess < ESS_PER_CHAIN_MIN * chains].tolist()
-        problems.append(
-            f"few effective draws ({min_ess:.0f}, want at least {ESS_PER_CHAIN_MIN * chains}) for {', '.join(low)}: "
-            "interval ends are noisy. Increase draws (e.g. draws=2000)."
+        found.append(
+            finding(
+                "low_ess",
+                f"few effective draws ({min_ess:.0f}, want at least {ESS_PER_CHAIN_MIN * chains}) for {', '.join(low)}: "
+                "interval ends are noisy. Increase draws (e.g. draws=2000).",
+                low,
+            )
         )
-    return {"divergences": divergent, "max_rhat": worst_rhat, "min_ess_bulk": min_ess, "problems": problems}
+    return {"divergences": divergent, "max_rhat": worst_rhat, "min_ess_bulk": min_ess, "findings": found}
 
 
-def warn(report: dict, what: str) -> None:
-    for problem in report["problems"]:
-        warnings.warn(f"{what}: {problem}", SamplingWarning, stacklevel=3)
+def with_problems(report: dict) -> dict:
+    """`report` with `problems`: the messages of its findings, in order."""
+    return report | {"problems": [f["message"] for f in report["findings"]]}
+
+
+def warn(findings: list[dict], what: str) -> None:
+    for f in findings:
+        category = IdentificationWarning if f["code"] in (*DESIGN_CODES, "at_bound", "weak") else SamplingWarning
+        warnings.warn(f"{what}: {f['message']}", category, stacklevel=3)
+
+
+def design(law: Law, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Before a fit: inputs at fewer than MIN_SCALES distinct values, and pairs of inputs whose logs move together
+    (e.g. every run at 20 tokens per parameter: N and D cannot be separated)."""
+    found = []
+    logs = {}
+    for name in law.inputs:
+        values = frame[name].to_numpy(dtype=float)
+        distinct = np.unique(np.round(values, 12))
+        if len(distinct) < MIN_SCALES and len(values) > len(distinct):
+            shown = ", ".join(f"{v:.3g}" for v in distinct)
+            found.append(
+                finding(
+                    "few_scales",
+                    f"{name} takes only {len(distinct)} distinct values ({shown}): how {law.target} changes with {name} "
+                    f"rests on {len(distinct)} points. Add runs at a third scale of {name}.",
+                    [name],
+                )
+            )
+        if np.all(values > 0) and len(distinct) >= MIN_SCALES:
+            logs[name] = np.log(values)
+    names = list(logs)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            r = float(np.corrcoef(logs[a], logs[b])[0, 1])
+            if abs(r) > COLLINEAR:
+                ratio = np.exp(logs[b] - logs[a])
+                found.append(
+                    finding(
+                        "collinear_inputs",
+                        f"log {a} and log {b} move together (correlation {r:.3f}; {b}/{a} from {ratio.min():.3g} to "
+                        f"{ratio.max():.3g}): the law cannot tell their effects apart, so their exponents trade off and "
+                        f"anything that depends on the split (e.g. the compute-optimal allocation) is poorly determined. "
+                        f"Add runs at other ratios of {b} to {a}.",
+                        [a, b],
+                    )
+                )
+    return found
+
+
+def identification(law: Law, draws: Mapping[str, np.ndarray], constants: Mapping[str, float]) -> list[dict]:
+    """After a fit: parameters whose posterior piles against a bound of their support or prior, and parameters
+    the data barely narrowed (posterior sd above WEAK of the prior's)."""
+    found = []
+    for name, param in law.params.items():
+        x = np.asarray(draws[name], dtype=float)
+        if x.ndim != 1:
+            continue  # per-group parameters: judged by their pooled prior, not here
+        q05, q50, q95 = np.quantile(x, [0.05, 0.5, 0.95])
+        spread = max(q95 - q05, 1e-12)
+        lower, upper = _bounds(param.support, param.prior, constants)
+        if q05 - lower < AT_BOUND * spread or upper - q95 < AT_BOUND * spread:
+            side, bound = ("lower", lower) if q05 - lower < AT_BOUND * spread else ("upper", upper)
+            found.append(
+                finding(
+                    "at_bound",
+                    f"{name} is pressed against its {side} bound {bound:.3g} (median {q50:.3g}): the data push it "
+                    "beyond what the law allows, so its interval is cut off there. The law may not suit these runs, "
+                    "or the bound is too tight.",
+                    [name],
+                )
+            )
+            continue
+        prior_sd = _prior_sd(param.prior, constants)
+        if np.isfinite(prior_sd) and x.std() > WEAK * prior_sd:
+            found.append(
+                finding(
+                    "weak",
+                    f"the data barely narrow {name} (posterior sd {x.std():.3g} against the prior's {prior_sd:.3g}): "
+                    f"its interval mostly restates the prior. Runs over a wider range of the inputs it acts on would "
+                    "pin it down; or fix it (fixed=) or give it an informed prior (priors=).",
+                    [name],
+                    severity="info",
+                )
+            )
+    return found
+
+
+def _bounds(support: tuple[float, float], prior: Prior, constants: Mapping[str, float]) -> tuple[float, float]:
+    args = prior.resolve(constants)
+    lower, upper = support
+    if prior.dist in ("HalfNormal", "HalfCauchy", "HalfStudentT", "Exponential", "Gamma", "LogNormal", "Beta"):
+        lower = max(lower, 0.0)
+    if prior.dist == "Beta":
+        upper = min(upper, 1.0)
+    return max(lower, args.get("lower", -np.inf)), min(upper, args.get("upper", np.inf))
+
+
+def _prior_sd(prior: Prior, constants: Mapping[str, float]) -> float:
+    """The prior's standard deviation (scipy.stats), inf where it has none."""
+    from scipy import stats
+
+    a = prior.resolve(constants)
+    dist = {
+        "Normal": lambda: stats.norm(a["mu"], a["sigma"]),
+        "HalfNormal": lambda: stats.halfnorm(scale=a["sigma"]),
+        "LogNormal": lambda: stats.lognorm(s=a["sigma"], scale=np.exp(a["mu"])),
+        "Uniform": lambda: stats.uniform(a["lower"], a["upper"] - a["lower"]),
+        "TruncatedNormal": lambda: stats.truncnorm(
+            (a.get("lower", -np.inf) - a["mu"]) / a["sigma"],
+            (a.get("upper", np.inf) - a["mu"]) / a["sigma"],
+            loc=a["mu"],
+            scale=a["sigma"],
+        ),
+        "Beta": lambda: stats.beta(a["alpha"], a["beta"]),
+        "Gamma": lambda: stats.gamma(a["alpha"], scale=1 / a["beta"]),
+        "Exponential": lambda: stats.expon(scale=1 / a["lam"]),
+        "StudentT": lambda: stats.t(a["nu"], a["mu"], a["sigma"]),
+        "HalfStudentT": lambda: stats.t(a["nu"], 0.0, a["sigma"]),  # sd of |T| <= sd of T: conservative
+    }.get(prior.dist)
+    return float(dist().std()) if dist else float("inf")

@@ -457,10 +457,14 @@ def fit(
     options |= dict(likelihood=likelihood, nu=nu, groups=groups, pooling=pooling, progress=progress)
     options["flops_per_token_param"] = flops_per_token_param
     data = _prepare(the_law, data, flops_per_token_param)
+    design = diagnostics.design(the_law, data.frame)  # said before sampling: the runs decide what a fit can show
+    diagnostics.warn(design, f"fit of {the_law.name!r}")
     phases = Phases(progress, f"fit of {the_law.name!r} to {len(data)} runs")
     with phases(f"sampling {options['chains']} chains x ({options['tune']} tune + {options['draws']} draws)"):
         result = _sample(the_law, data, options)
-    diagnostics.warn(result.meta["diagnostics"], f"fit of {the_law.name!r}")
+    report = result.meta["diagnostics"]
+    diagnostics.warn(report["findings"], f"fit of {the_law.name!r}")
+    result.meta["diagnostics"] = diagnostics.with_problems(report | {"findings": design + report["findings"]})
     if options["discrepancy"] == "auto":
         with phases("learning the extrapolation error (leave-future-out)"):
             result.meta["discrepancy"] = _learn_discrepancy(result, options)
@@ -605,8 +609,9 @@ def _sample(law: Law, data: ScalingData, options: dict[str, Any]) -> Fit:
     }
     result = Fit(law, idata, spec, constants, data, meta)
     report = diagnostics.check(idata, result.var_names)
-    report["problems"].extend(findings)
-    meta["diagnostics"] = report
+    report["findings"] += [diagnostics.finding("multimodal", text) for text in findings]
+    report["findings"] += diagnostics.identification(law, {p: result.draws(p) for p in law.params}, constants)
+    meta["diagnostics"] = diagnostics.with_problems(report)
     return result
 
 
@@ -689,7 +694,11 @@ def load(path: str | Path) -> Fit:
 
 
 def _upgrade(meta: dict[str, Any]) -> dict[str, Any]:
-    """Read a format-1 fit's options as format 2: its drift keeps the half-normal x normal slope it was saved with."""
+    """Read a format-1 fit's options as format 2: its drift keeps the half-normal x normal slope it was saved with.
+    Fits saved before coded diagnostics get their problems as findings of code "sampling"."""
+    report = meta.get("diagnostics", {})
+    if "findings" not in report:
+        report["findings"] = [diagnostics.finding("sampling", text) for text in report.get("problems", [])]
     if meta.get("format", 1) >= 2:
         return meta
     setting = meta.get("discrepancy", 0.0)

@@ -1,0 +1,78 @@
+"""Coded diagnostics: the runs' design before a fit, the posterior's identification after it."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale as bs
+from bayescale import diagnostics
+from bayescale.simulate import chinchilla_runs
+from tests.conftest import SMALL
+
+
+def codes(found):
+    return [f["code"] for f in found]
+
+
+def published_chinchilla(n_params, tokens):
+    law = bs.law("chinchilla")
+    published = {"E": 1.69, "A": 406.4, "alpha": 0.34, "B": 410.7, "beta": 0.28}
+    loss = (
+        published["E"] + published["A"] / n_params ** published["alpha"] + published["B"] / tokens ** published["beta"]
+    )
+    noise = np.exp(np.random.default_rng(0).normal(0, 0.01, len(n_params)))
+    return law, pd.DataFrame({"N": n_params, "D": tokens, "loss": loss * noise})
+
+
+def test_design_names_inputs_at_two_scales_and_inputs_that_move_together():
+    n = np.geomspace(1e8, 1e10, 30)
+    law, fixed_ratio = published_chinchilla(n, 20 * n * np.exp(np.random.default_rng(1).normal(0, 0.01, 30)))
+    found = diagnostics.design(law, fixed_ratio)
+    assert codes(found) == ["collinear_inputs"] and found[0]["params"] == ["N", "D"]
+    assert "D/N from 19" in found[0]["message"] and "Add runs at other ratios of D to N" in found[0]["message"]
+    _, two_sizes = published_chinchilla(np.repeat([1e8, 1e9], 10), np.geomspace(1e9, 1e11, 20))
+    found = diagnostics.design(law, two_sizes)
+    assert codes(found) == ["few_scales"] and "N takes only 2 distinct values (1e+08, 1e+09)" in found[0]["message"]
+    assert diagnostics.design(law, chinchilla_runs(n=40, seed=0).frame) == []  # a good design says nothing
+
+
+def test_identification_names_a_parameter_at_its_bound_and_one_the_data_did_not_narrow():
+    law = bs.law("chinchilla")
+    rng = np.random.default_rng(0)
+    constants = {"N0": 1e9, "D0": 1e11, "loss_min": 2.0}
+    draws = {
+        "E": np.abs(rng.normal(0, 0.01, 4000)),  # piled against its lower bound 0
+        "a": rng.normal(-1.0, 0.05, 4000),
+        "alpha": rng.uniform(0.05, 0.9, 4000),  # sd 0.25, as wide as its prior: nothing learned
+        "b": rng.normal(-1.0, 0.05, 4000),
+        "beta": rng.normal(0.28, 0.02, 4000),
+    }
+    found = diagnostics.identification(law, draws, constants)
+    assert codes(found) == ["at_bound", "weak"] and [f["params"] for f in found] == [["E"], ["alpha"]]
+    assert "E is pressed against its lower bound 0" in found[0]["message"]
+    assert (
+        found[1]["severity"] == "info"
+        and "posterior sd 0.24" in found[1]["message"]
+        or "posterior sd 0.25" in found[1]["message"]
+    )
+
+
+def test_a_fit_keeps_its_findings_and_warns_about_the_design_first():
+    n = np.geomspace(1e8, 1e10, 40)
+    _, runs = published_chinchilla(n, 20 * n * np.exp(np.random.default_rng(1).normal(0, 0.01, 40)))
+    with pytest.warns(diagnostics.IdentificationWarning, match="log N and log D move together"):
+        fit = bs.fit("chinchilla", runs, seed=0, discrepancy=0.0, **SMALL)
+    found = fit.diagnostics["findings"]
+    assert found[0]["code"] == "collinear_inputs"
+    assert all({"code", "severity", "message", "params"} <= set(f) for f in found)
+    assert fit.diagnostics["problems"] == [f["message"] for f in found]
+    assert "weak" in codes(found)  # with N and D tied, their exponents are not both learned
+
+
+def test_a_good_fit_has_no_findings(chinchilla_fit):
+    assert [f for f in chinchilla_fit.diagnostics["findings"] if f["severity"] == "warning"] == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", diagnostics.IdentificationWarning)
+        assert diagnostics.design(chinchilla_fit.law, chinchilla_fit.data.frame) == []
