@@ -51,11 +51,14 @@ def run_demo(
     import matplotlib.pyplot as plt
 
     ax = result.plot(x="D", extend=3.0)
-    ax.scatter(
-        [TARGET["D"]], [row["median"]], marker="*", s=150, color="crimson", zorder=5, label="70B / 1.4T prediction"
-    )
+    star = ax.scatter([TARGET["D"]], [row["median"]], marker="*", s=150, color="crimson", zorder=5)
     ax.plot([TARGET["D"]] * 2, [row["lower"], row["upper"]], color="crimson", lw=2.5, zorder=5)
-    ax.legend(fontsize=8)
+    shown = ax.get_legend()  # the plot's own entries (curves, bands) plus the prediction
+    ax.legend(
+        [*shown.legend_handles, star],
+        [*(t.get_text() for t in shown.texts), "70B / 1.4T prediction, 90% band"],
+        fontsize=7,
+    )
     ax.figure.tight_layout()
     ax.figure.savefig(out, dpi=120)
     plt.close(ax.figure)

@@ -23,6 +23,20 @@ def _label(role: str) -> str:
     return f"{role} ({UNITS[role]})" if role in UNITS else role
 
 
+def readable_log_axis(ax: Any, axis: str = "y") -> Any:
+    """A log axis spanning less than a decade gets evenly spaced plain-number ticks (2.2, 2.4, ...) instead of
+    matplotlib's lone 2x10^0 and 3x10^0."""
+    import matplotlib.ticker as mticker
+
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
+    if lo > 0 and hi / lo < 10:
+        target.set_major_locator(mticker.MaxNLocator(nbins=6))
+        target.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        target.set_minor_locator(mticker.NullLocator())
+    return ax
+
+
 def plot_fit(
     fit: Any,
     ax: Any = None,
@@ -62,19 +76,41 @@ def plot_fit(
         band = fit.predict(grid, prob=prob)
         label = f"{other} = {level:.2g}" if other else "posterior median"
         ax.plot(xs, band["mean_median"], color=color, lw=1.8, label=label)
-        ax.fill_between(xs, band["mean_lower"], band["mean_upper"], color=color, alpha=0.3, lw=0)
-        if show_noise:
-            ax.fill_between(xs, band["lower"], band["upper"], color=color, alpha=0.12, lw=0)
+        ax.fill_between(xs, band["mean_lower"], band["mean_upper"], color=color, alpha=0.35, lw=0)
+        if show_noise:  # the predictive band as dashed edges: a second shade of the same colour is hard to read
+            ax.plot(xs, band["lower"], color=color, lw=0.8, ls="--")
+            ax.plot(xs, band["upper"], color=color, lw=0.8, ls="--")
         pts = frame[nearest == i]
         ax.scatter(pts[x], pts[law.target], s=12, color=color, edgecolor="k", linewidths=0.3, zorder=3)
-    ax.axvline(frame[x].max(), color="grey", ls=":", lw=1)
+    ax.axvline(frame[x].max(), color="grey", ls=":", lw=1, label=f"largest fitted {x}")
+    _band_legend(ax, prob, show_noise)
+    if other:
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import LogNorm
+
+        scale = ScalarMappable(norm=LogNorm(levels[0], levels[-1]), cmap=cmap)
+        ax.figure.colorbar(scale, ax=ax, label=f"{_label(other)}: colour of runs and curves", pad=0.02)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    readable_log_axis(ax, "y")
     ax.set_xlabel(_label(x))
     ax.set_ylabel(_label(law.target))
-    ax.set_title(f"{law.name}: data (points), law {prob:.0%} band (dark), predictive band (light)")
-    ax.legend(fontsize=8, title=None)
+    ax.set_title(f"{law.name}: runs and the fitted law beyond them", fontsize=10)
     return ax
+
+
+def _band_legend(ax: Any, prob: float, show_noise: bool) -> None:
+    """The curves' labels plus what the shaded band and the dashed lines mean."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles, labels = ax.get_legend_handles_labels()
+    handles.append(Patch(color="grey", alpha=0.35, lw=0))
+    labels.append(f"law, {prob:.0%} band")
+    if show_noise:
+        handles.append(Line2D([], [], color="grey", lw=0.8, ls="--"))
+        labels.append(f"a new run, {prob:.0%} band (run noise too)")
+    ax.legend(handles, labels, fontsize=8)
 
 
 def plot_frontier(allocation: Any, ax: Any = None) -> Any:
