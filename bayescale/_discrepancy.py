@@ -52,6 +52,7 @@ PARETO_K = 0.7  # importance sampling is trusted below this Pareto k (Vehtari et
 MAX_REFITS = 1  # cuts that importance sampling cannot reach get at most this many short refits
 POOR = 0.03  # a learned rms shift one e-fold out above this, with misses beyond the noise, is reported
 PRIOR_FILE = "discrepancy_prior.json"
+BLOCK_CELLS = 4_000_000  # draws x runs per block when summing over many runs: 32 MB of float64
 
 
 class FitLike(Protocol):
@@ -398,18 +399,52 @@ def joint_evidence(
 
     Given a draw, the runs' log residuals are Gaussian with mean m g and covariance v I + s^2 g g' + b^2 r r'
     (g = d ** growth, r = ramp(d); `points` may give "growth", default 1): one shared slope and offset per draw,
-    noise per run; the density uses the rank-2 (Woodbury) identities, for all points at once."""
+    noise per run; the density uses the rank-2 (Woodbury) identities, for all points at once. It needs only
+    each draw's sums over runs (`_Sums`), which `_residual_sums` also builds block by block for many runs."""
+    g, r = _axes_of(d, points)
+    return _evidence(_Sums.of(residual, g, r), noise_sd, g, r, points, log_weights)
+
+
+def _axes_of(d: np.ndarray, points: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The slope's axis g = d ** growth and the offset's ramp r, per held-out run."""
+    d = np.asarray(d, float)
+    return d ** float(points.get("growth", 1.0)), _ramp(d)
+
+
+@dataclass
+class _Sums:
+    """Per draw, the sums over held-out runs that the joint evidence needs: sum of squared residuals and the
+    residuals' inner products with g and r (S,) each."""
+
+    rr: np.ndarray
+    qd: np.ndarray
+    qr: np.ndarray
+
+    @classmethod
+    def of(cls, residual: np.ndarray, g: np.ndarray, r: np.ndarray) -> _Sums:
+        return cls(np.sum(residual**2, axis=1), residual @ g, residual @ r)
+
+    def __add__(self, other: _Sums) -> _Sums:
+        return _Sums(self.rr + other.rr, self.qd + other.qd, self.qr + other.qr)
+
+
+def _evidence(
+    sums: _Sums,
+    noise_sd: np.ndarray,
+    g: np.ndarray,
+    r: np.ndarray,
+    points: Mapping[str, Any],
+    log_weights: np.ndarray | None,
+) -> np.ndarray:
     from scipy.special import logsumexp
 
-    S, n = residual.shape
+    S, n = len(sums.rr), len(g)
     lw = np.full(S, -np.log(S)) if log_weights is None else log_weights - logsumexp(log_weights)
     m, b, s = (np.asarray(points[k], float)[None, :] for k in GRID_KEYS)
-    r = _ramp(d)
-    d = np.asarray(d, float) ** float(points.get("growth", 1.0))
     v = (noise_sd**2)[:, None]
-    # residual minus the mean drift, through its inner products: e = residual - m d
-    rr0, qd0, qr0 = np.sum(residual**2, axis=1)[:, None], (residual @ d)[:, None], (residual @ r)[:, None]
-    dd, dr, r2 = d @ d, d @ r, r @ r
+    # residual minus the mean drift, through its inner products: e = residual - m g
+    rr0, qd0, qr0 = sums.rr[:, None], sums.qd[:, None], sums.qr[:, None]
+    dd, dr, r2 = g @ g, g @ r, r @ r
     rr = rr0 - 2 * m * qd0 + m * m * dd
     qd, qr = qd0 - m * dd, qr0 - m * dr
     a11, a12, a22 = v + s * s * dd, s * b * dr, v + b * b * r2
@@ -420,25 +455,64 @@ def joint_evidence(
     return logsumexp(lw[:, None] - 0.5 * (n * np.log(2 * np.pi) + logdet + quad), axis=0)
 
 
-def _importance_weights(loglik_out: np.ndarray) -> tuple[np.ndarray, float]:
-    """PSIS log weights (S,) that turn a posterior into the one without some runs, whose pointwise log
-    likelihoods under it are `loglik_out` (S, m); and the Pareto k that says whether to trust them."""
+def _blocks(n_rows: int, n_draws: int) -> list[np.ndarray]:
+    """Row blocks of at most BLOCK_CELLS draws x runs each: a sum over many runs never holds (S, n) at once."""
+    size = max(1, BLOCK_CELLS // max(n_draws, 1))
+    return [np.arange(i, min(i + size, n_rows)) for i in range(0, n_rows, size)]
+
+
+def _residual_sums(
+    fit: FitLike, heldout: pd.DataFrame, y: np.ndarray, g: np.ndarray, r: np.ndarray, log_w: np.ndarray
+) -> tuple[_Sums, np.ndarray]:
+    """The evidence's per-draw sums over the held-out runs, block by block, and each run's miss from the
+    importance-weighted mean prediction (log scale)."""
+    from scipy.special import logsumexp
+
+    w = np.exp(log_w - logsumexp(log_w))
+    sums, miss = _Sums(*(np.zeros(fit.n_draws) for _ in range(3))), np.empty(len(heldout))
+    for rows in _blocks(len(heldout), fit.n_draws):
+        mean = fit.mean_draws(heldout.iloc[rows])
+        sums = sums + _Sums.of(y[None, rows] - np.log(mean), g[rows], r[rows])
+        miss[rows] = y[rows] - np.log(w @ mean)
+    return sums, miss
+
+
+def summed_loglik(fit: FitLike, frame: pd.DataFrame, fitted_on: bool = False) -> Callable[[np.ndarray], np.ndarray]:
+    """A function of run indices giving, per draw, the summed pointwise log-likelihood of those runs of
+    `frame` (the runs `fit` was fitted on, if `fitted_on`): from one matrix when it is small (the fit's own,
+    where it keeps one), else computed block by block."""
+    if fit.n_draws * len(frame) <= BLOCK_CELLS:
+        stored = fit.log_likelihood() if fitted_on else fit.loglik_at(frame)
+        return lambda idx: stored[:, idx].sum(axis=1)
+
+    def total(idx: np.ndarray) -> np.ndarray:
+        out = np.zeros(fit.n_draws)
+        for rows in _blocks(len(idx), fit.n_draws):
+            out += fit.loglik_at(frame.iloc[idx[rows]]).sum(axis=1)
+        return out
+
+    return total
+
+
+def _importance_weights(loglik_sum: np.ndarray) -> tuple[np.ndarray, float]:
+    """PSIS log weights (S,) that turn a posterior into the one without some runs, whose summed log likelihood
+    under each draw is `loglik_sum` (S,); and the Pareto k that says whether to trust them."""
     import arviz as az
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        lw, k = az.psislw(-loglik_out.sum(axis=1), reff=1.0)
+        lw, k = az.psislw(-loglik_sum, reff=1.0)
     return np.asarray(lw), float(k)
 
 
 @dataclass
 class _Source:
-    """A posterior that cuts are importance-sampled from: the fit, the runs it was fitted on, and every run's
-    pointwise log-likelihood under it (S, n)."""
+    """A posterior that cuts are importance-sampled from: the fit, the runs it was fitted on, and the summed
+    pointwise log-likelihood of any runs under it (per draw)."""
 
     fit: FitLike
     fitted: np.ndarray
-    loglik: np.ndarray
+    loglik_sum: Callable[[np.ndarray], np.ndarray]
 
 
 def _cut_evidence(
@@ -446,20 +520,20 @@ def _cut_evidence(
 ) -> dict[str, Any]:
     """The evidence of one cut from a posterior fitted on a superset of its inner runs: importance weights
     drop the source's extra runs. `raw` also returns what the evidence is computed from (for bench/corpus.py)."""
-    from scipy.special import logsumexp
-
     law = source.fit.law
     dropped = np.flatnonzero(~inner & source.fitted)
-    log_w, k = _importance_weights(source.loglik[:, dropped]) if len(dropped) else (np.zeros(source.fit.n_draws), 0.0)
+    log_w, k = _importance_weights(source.loglik_sum(dropped)) if len(dropped) else (np.zeros(source.fit.n_draws), 0.0)
     heldout = frame[~inner].reset_index(drop=True)
     y = np.log(heldout[law.target].to_numpy(dtype=float))
-    mean = source.fit.mean_draws(heldout)
     d = distance(law, frontier(law, frame[inner]), heldout)
-    residual, noise = y[None, :] - np.log(mean), source.fit.noise_sd()
-    loglik = joint_evidence(residual, noise, d, points, log_w)
-    w = np.exp(log_w - logsumexp(log_w))
-    miss = y - np.log(np.sum(w[:, None] * mean, axis=0))
-    extra = {"raw": {"residual": residual.astype(np.float32), "noise": noise, "d": d, "log_w": log_w}} if raw else {}
+    g, r = _axes_of(d, points)
+    noise = source.fit.noise_sd()
+    sums, miss = _residual_sums(source.fit, heldout, y, g, r, log_w)
+    loglik = _evidence(sums, noise, g, r, points, log_w)
+    extra = {}
+    if raw:
+        residual = (y[None, :] - np.log(source.fit.mean_draws(heldout))).astype(np.float32)
+        extra = {"raw": {"residual": residual, "noise": noise, "d": d, "log_w": log_w}}
     return extra | {
         "loglik": loglik,
         "pareto_k": k,
@@ -481,7 +555,7 @@ def evidence(
     the reasons cuts were skipped, and how many refits it took. `full` is the fit on all runs; `refit(mask)`
     fits the law (without discrepancy) on a subset, used only where importance sampling fails."""
     order, _ = order_of(full.law, frame)
-    sources = [_Source(full, np.ones(len(frame), bool), full.log_likelihood())]
+    sources = [_Source(full, np.ones(len(frame), bool), summed_loglik(full, frame, fitted_on=True))]
     found, skipped, refits = [], [], 0
     for inner in cuts(order, len(full.law.params)):
         usable = [src for src in sources if np.all(src.fitted[inner])]
@@ -490,7 +564,7 @@ def evidence(
             refits += 1
             try:  # e.g. a group held out whole whose parameters are fitted per group cannot be predicted
                 inner_fit = refit(inner)
-                sources.append(_Source(inner_fit, inner.copy(), inner_fit.loglik_at(frame)))
+                sources.append(_Source(inner_fit, inner.copy(), summed_loglik(inner_fit, frame)))
                 best = _cut_evidence(sources[-1], inner, frame, points, raw)
             except BayescaleError as exc:
                 skipped.append(f"the refit without {int((~inner).sum())} runs could not predict them: {exc}")

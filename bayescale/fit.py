@@ -33,6 +33,9 @@ FORMAT_VERSION = 2  # 2: Gaussian drift slope, frontier along every axis, corpus
 DEFAULT_DISCREPANCY = "auto"
 # The learned Brownian discrepancy in log compute (bayescale._walk), also chosen by those tables.
 DEFAULT_WALK = False
+# The pointwise log-likelihood (draws x runs) is kept with a fit up to this many values (16 MB in a saved float32
+# file); larger fits compute it when asked (compare), so 10^5-10^6 runs never hold it at once.
+STORED_LOGLIK_CELLS = 4_000_000
 
 
 class Fit:
@@ -300,8 +303,23 @@ class Fit:
         return self.meta["diagnostics"]
 
     def log_likelihood(self) -> np.ndarray:
-        """Pointwise log density of each fitted run's log-target under each draw: shape (S, n)."""
-        return self.idata.log_likelihood["obs"].values.reshape(self.n_draws, -1)
+        """Pointwise log density of each fitted run's log-target under each draw: shape (S, n). Kept with the
+        fit up to STORED_LOGLIK_CELLS draws x runs; computed here for larger fits (S x n x 8 bytes of memory)."""
+        if "log_likelihood" in self.idata.groups():
+            return self.idata.log_likelihood["obs"].values.reshape(self.n_draws, -1)
+        return self._loglik(self.data.frame, self.mean_draws(self.data.frame))  # as _pointwise_loglik keeps it
+
+    def idata_with_log_likelihood(self) -> az.InferenceData:
+        """The posterior with its pointwise log-likelihood group (as ArviZ's loo needs), computed if not kept."""
+        if "log_likelihood" in self.idata.groups():
+            return self.idata
+        import xarray as xr
+
+        post = self.idata.posterior
+        loglik = self.log_likelihood().reshape(post.sizes["chain"], post.sizes["draw"], -1)
+        out = self.idata.copy()
+        out.add_groups(log_likelihood=xr.Dataset({"obs": (("chain", "draw", "run"), loglik)}))
+        return out
 
     def save(self, path: str | Path) -> Path:
         """Write the fit (posterior, data, law file, options) to netCDF atomically: temp file, then rename."""
@@ -649,8 +667,9 @@ def _finish(
     }
     groups = {"posterior": post, "sample_stats": idata.sample_stats, "constant_data": xr.Dataset(runs)}
     out = az.InferenceData(**groups)
-    loglik = _pointwise_loglik(out, spec, data, constants)
-    out.add_groups(log_likelihood=xr.Dataset({"obs": (("chain", "draw", "run"), loglik)}))
+    if post.sizes["chain"] * post.sizes["draw"] * len(data) <= STORED_LOGLIK_CELLS:  # else computed when asked
+        loglik = _pointwise_loglik(out, spec, data, constants)
+        out.add_groups(log_likelihood=xr.Dataset({"obs": (("chain", "draw", "run"), loglik)}))
     return out
 
 

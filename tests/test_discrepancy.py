@@ -271,3 +271,23 @@ def test_composition_keeps_the_downstream_drift(chinchilla_fit):
     plain = bs.Fit(*_parts(acc), {**acc.meta, "discrepancy": 0.0}).mean_draws(at, from_fit=chinchilla_fit)
     # same draws otherwise, so their ratio is the drift alone: slope 0.05 per e-fold, d e-folds out
     assert np.std(np.log(drifted / plain)) == pytest.approx(0.05 * d, rel=0.1)
+
+
+def test_block_sums_equal_the_whole_matrix(chinchilla_fit, monkeypatch):
+    """For 10^5-10^6 runs the learning sums over held-out runs block by block; the result is the same number."""
+    fit, frame = chinchilla_fit, chinchilla_fit.data.frame
+    heldout = frame.iloc[100:].reset_index(drop=True)
+    points = _discrepancy.grid()
+    y = np.log(heldout["loss"].to_numpy())
+    d = np.linspace(0.0, 1.5, len(heldout))
+    g, r = _discrepancy._axes_of(d, points)
+    log_w = np.random.default_rng(0).normal(0, 0.3, fit.n_draws)
+    whole = _discrepancy.joint_evidence(y[None, :] - np.log(fit.mean_draws(heldout)), fit.noise_sd(), d, points, log_w)
+    monkeypatch.setattr(_discrepancy, "BLOCK_CELLS", fit.n_draws * 7)  # blocks of 7 runs
+    sums, _ = _discrepancy._residual_sums(fit, heldout, y, g, r, log_w)
+    blocked = _discrepancy._evidence(sums, fit.noise_sd(), g, r, points, log_w)
+    np.testing.assert_allclose(blocked, whole, rtol=1e-10)
+    idx = np.arange(90, 150)
+    np.testing.assert_allclose(
+        _discrepancy.summed_loglik(fit, frame, fitted_on=True)(idx), fit.log_likelihood()[:, idx].sum(axis=1)
+    )

@@ -1,5 +1,6 @@
 """Fitting, prediction, diagnostics, reproducibility and save/load of fits."""
 
+import importlib
 import os
 import warnings
 
@@ -8,7 +9,8 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from tests.conftest import FAST, shared_path
+from bayescale.simulate import chinchilla_runs
+from tests.conftest import FAST, SMALL, shared_path
 
 NEW = pd.DataFrame({"N": [7e10, 1e9, 3e9], "D": [1.4e12, 2e10, 6e10]})
 
@@ -251,3 +253,20 @@ def test_real_chinchilla_replication():
         assert table.loc[name, "hdi_2.5%"] <= epoch <= table.loc[name, "hdi_97.5%"], (name, table.loc[name])
     # and not on Hoffmann et al.'s beta = 0.28, which the replication could not reproduce
     assert table.loc["beta", "hdi_2.5%"] > 0.28
+
+
+def test_large_fits_compute_the_pointwise_log_likelihood_when_asked(monkeypatch, tmp_path):
+    """Above STORED_LOGLIK_CELLS draws x runs a fit keeps no pointwise log-likelihood (10^6 runs x 4000 draws
+    would be 32 GB); `log_likelihood()` and `compare` compute it when asked, with the same numbers."""
+    fit_module = importlib.import_module("bayescale.fit")  # `bayescale.fit` the attribute is the function
+
+    data = chinchilla_runs(n=60, noise=0.01, seed=2)
+    kept = bs.fit("chinchilla", data, seed=0, discrepancy=0.0, **SMALL)
+    monkeypatch.setattr(fit_module, "STORED_LOGLIK_CELLS", 1000)
+    lean = bs.fit("chinchilla", data, seed=0, discrepancy=0.0, **SMALL)
+    assert "log_likelihood" in kept.idata.groups() and "log_likelihood" not in lean.idata.groups()
+    np.testing.assert_allclose(lean.log_likelihood(), kept.log_likelihood())
+    table = bs.compare({"kept": kept, "lean": lean})
+    assert table.loc["kept", "elpd_loo"] == pytest.approx(table.loc["lean", "elpd_loo"])
+    saved = {name: f.save(tmp_path / f"{name}.nc").stat().st_size for name, f in [("kept", kept), ("lean", lean)]}
+    assert saved["kept"] - saved["lean"] >= 0.9 * kept.n_draws * len(data) * 4  # the float32 matrix is not saved
