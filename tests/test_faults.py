@@ -34,12 +34,14 @@ def test_two_processes_compiling_one_law_at_once_leave_one_valid_cache_entry(tmp
 def test_a_process_killed_while_saving_leaves_the_old_or_the_new_fit(tmp_path):
     path = tmp_path / "fit.nc"
     saver = FIT_TINY + f"while True:\n    fit.save({str(path)!r})\n"
-    proc = subprocess.Popen([sys.executable, "-c", saver], stderr=subprocess.DEVNULL)
+    log = tmp_path / "saver.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-c", saver], stderr=err)
     try:
         deadline = time.monotonic() + 300
-        while not path.exists() and time.monotonic() < deadline:  # the first save is complete (atomic rename)
+        while not path.exists() and proc.poll() is None and time.monotonic() < deadline:  # first save complete
             time.sleep(0.05)
-        assert path.exists(), "the saving process never wrote its first fit"
+        assert path.exists(), f"the saving process wrote no fit (exit {proc.poll()}): {log.read_text()[-2000:]}"
         for delay in (0.013, 0.071, 0.19):  # readers during the saves always find a whole fit
             time.sleep(delay)
             assert bs.load(path).law.name == "power"
@@ -48,4 +50,4 @@ def test_a_process_killed_while_saving_leaves_the_old_or_the_new_fit(tmp_path):
         proc.wait()
     fit = bs.load(path)  # the file at the path is whole: the last complete save
     assert fit.law.name == "power" and fit.n_draws == 40
-    assert {p.name for p in tmp_path.iterdir() if not p.name.endswith(".tmp")} == {"fit.nc"}
+    assert {p.name for p in tmp_path.iterdir() if not p.name.endswith(".tmp")} == {"fit.nc", "saver.log"}
