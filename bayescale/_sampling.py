@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
+import time
 import warnings
 from collections.abc import Mapping
 from typing import Any, get_args
@@ -57,6 +59,8 @@ def run(
         from bayescale._compiled import c_functions, nutpie_model
 
         funcs = c_functions(spec, arrays)  # also for Numba: the MAP search runs on the cached C functions
+        if progress and len(arrays["log_y"]) >= LARGE_RUNS:
+            print(_time_estimate(funcs, len(arrays["log_y"]), chains, draws + tune), file=sys.stderr, flush=True)
         start, findings = _map_start(funcs, seed) if init == "map" else (funcs.initial_point, [])
         coords = {"group": list(spec.groups)} if spec.groups else {}
         if sampler == "nutpie":
@@ -98,6 +102,27 @@ def run(
             )
         return idata, []
     raise ValueError(f"sampler must be one of {', '.join(get_args(Sampler))}, got {sampler!r}")
+
+
+LARGE_RUNS = 20_000  # from this many runs a fit says beforehand how long sampling should take
+STEPS_PER_DRAW = 10  # leapfrog steps per NUTS iteration, measured on the catalogue laws (bench/nuts.py: 7-12)
+
+
+def _time_estimate(funcs: Any, n_runs: int, chains: int, iterations: int) -> str:
+    """One line before a large fit: the measured cost of one gradient times the gradients NUTS will take."""
+    x = funcs.initial_point(0)
+    funcs.logp(x)
+    start = time.perf_counter()
+    for _ in range(3):
+        funcs.logp(x)
+    per_gradient = (time.perf_counter() - start) / 3
+    seconds = per_gradient * chains * iterations * STEPS_PER_DRAW
+    return (
+        f"bayescale: {n_runs:,} runs, {per_gradient * 1e3:.1f} ms per gradient: sampling should take about "
+        f"{seconds / 60:.0f} min ({chains} chains x {iterations} iterations x ~{STEPS_PER_DRAW} gradients), plus a "
+        "shorter refit for the extrapolation error. For training curves, keeping every k-th checkpoint divides "
+        "this by about k."
+    )
 
 
 def _cores(sampler: Sampler, chains: int) -> int:

@@ -270,3 +270,15 @@ def test_large_fits_compute_the_pointwise_log_likelihood_when_asked(monkeypatch,
     assert table.loc["kept", "elpd_loo"] == pytest.approx(table.loc["lean", "elpd_loo"])
     saved = {name: f.save(tmp_path / f"{name}.nc").stat().st_size for name, f in [("kept", kept), ("lean", lean)]}
     assert saved["kept"] - saved["lean"] >= 0.9 * kept.n_draws * len(data) * 4  # the float32 matrix is not saved
+
+
+def test_a_large_fit_says_beforehand_how_long_sampling_should_take(monkeypatch, capsys):
+    """From LARGE_RUNS runs (here lowered to 50) a fit times one gradient and prints the expected sampling time."""
+    from bayescale import _sampling
+
+    monkeypatch.setattr(_sampling, "LARGE_RUNS", 50)
+    bs.fit(
+        "chinchilla", chinchilla_runs(n=60, noise=0.01, seed=2), seed=0, discrepancy=0.0, **(SMALL | {"progress": True})
+    )
+    line = next(x for x in capsys.readouterr().err.splitlines() if x.startswith("bayescale: 60 runs"))
+    assert "ms per gradient: sampling should take about" in line and "2 chains x 500 iterations x ~10 gradients" in line
