@@ -158,6 +158,9 @@ def fit_cmd(
     fix: Annotated[
         list[str], typer.Option("--fix", help="NAME=VALUE: fix a parameter to a number, e.g. E=1.69 (repeatable).")
     ] = [],  # noqa: B006
+    tie: Annotated[
+        list[str], typer.Option("--tie", help="NAME=OTHER: a parameter takes another's value, e.g. beta=alpha.")
+    ] = [],  # noqa: B006
     prior: Annotated[
         list[str],
         typer.Option(
@@ -175,7 +178,7 @@ def fit_cmd(
     check_output_path(out)  # before sampling: a bad path must not cost the fit
     drift = _number_or_auto(discrepancy, "--discrepancy")
     columns = _pairs(col, "--col") or None
-    the_law = adjusted(bs.law(law), priors=_priors(prior), fixed=_fixed(fix))
+    the_law = adjusted(bs.law(law), priors=_priors(prior), fixed=_fixed(fix), tie=_pairs(tie, "--tie"))
     data = bs.ScalingData.from_csv(csv, columns=columns, roles=[*the_law.inputs, the_law.target])
     result = bs.fit(
         the_law,

@@ -432,6 +432,7 @@ def fit(
     method: str = "nuts",
     priors: Mapping[str, Mapping[str, Any]] | None = None,
     fixed: Mapping[str, float] | None = None,
+    tie: Mapping[str, str] | None = None,
     **sampler_kwargs: Any,
 ) -> Fit | PointFit:
     """Fit a scaling law to runs with NUTS and return the posterior as a `Fit`.
@@ -460,9 +461,10 @@ def fit(
 
     `priors` replaces some of the law's priors, in the law files' grammar (`{"alpha": {"dist":
     "TruncatedNormal", "mu": 0.3, "sigma": 0.1, "lower": 0}}`); `fixed` fixes parameters to numbers
-    (`{"E": 1.69}`). Both are checked like a law file and saved with the fit (bayescale.laws.adjusted).
+    (`{"E": 1.69}`); `tie` makes one parameter take another's value (`{"beta": "alpha"}`). All are checked
+    like a law file and saved with the fit (bayescale.laws.adjusted).
     """
-    the_law = adjusted(get_law(law), priors=priors, fixed=fixed)
+    the_law = adjusted(get_law(law), priors=priors, fixed=fixed, tie=tie)
     if method == "map":
         if groups:
             raise BayescaleError("method='map' fits shared parameters only; drop groups= or use method='nuts'")

@@ -184,17 +184,23 @@ def law(name_or_path: str | Path | Law) -> Law:
     return _load(str(catalogue[by_lower[text.lower()]]))
 
 
-def adjusted(base: Law, priors: Mapping[str, Any] | None = None, fixed: Mapping[str, float] | None = None) -> Law:
-    """`base` with some priors replaced (same grammar as a law file's `prior = {...}`) and some parameters fixed
-    to numbers (they become constants), without writing a law file. The result is a law of its own: its TOML
+def adjusted(
+    base: Law,
+    priors: Mapping[str, Any] | None = None,
+    fixed: Mapping[str, float] | None = None,
+    tie: Mapping[str, str] | None = None,
+) -> Law:
+    """`base` with some priors replaced (same grammar as a law file's `prior = {...}`), some parameters fixed
+    to numbers (they become constants) and some tied to others (`tie={"beta": "alpha"}`: beta takes alpha's
+    value; reported as a derived quantity), without writing a law file. The result is a law of its own: its TOML
     text, saved with a fit, records the changes, and it compiles separately from `base`."""
-    if not priors and not fixed:
+    if not priors and not fixed and not tie:
         return base
     import tomli_w
 
     spec = tomllib.loads(base.source)
     where = f"{base.name} (changed at call time)"
-    for kind, changes in (("priors", priors or {}), ("fixed", fixed or {})):
+    for kind, changes in (("priors", priors or {}), ("fixed", fixed or {}), ("tie", tie or {})):
         for name in changes:
             if name not in spec["params"]:
                 import difflib
@@ -215,6 +221,17 @@ def adjusted(base: Law, priors: Mapping[str, Any] | None = None, fixed: Mapping[
         spec.setdefault("constants", {})[name] = float(value)
         spec.get("published", {}).pop(name, None)
         notes.append(f"{name} fixed at {value:g}")
+    for name, to in (tie or {}).items():
+        if to not in spec["params"] or to in (tie or {}):
+            raise LawFileError(
+                f"tie={{{name!r}: {to!r}}}: {to!r} must be a free parameter of law {base.name!r} that is not tied "
+                f"itself; free: {', '.join(p for p in spec['params'] if p not in (tie or {}))}"
+            )
+        del spec["params"][name]
+        spec["definitions"] = {name: to, **spec.get("definitions", {})}  # the formula reads it
+        spec["derived"] = {name: to, **spec.get("derived", {})}  # reported, and seen by derived quantities
+        spec.get("published", {}).pop(name, None)
+        notes.append(f"{name} tied to {to}")
     notes += [f"prior of {name} set at call time" for name in priors or {}]
     spec["title"] = f"{spec.get('title', spec['name'])} ({'; '.join(notes)})"
     if not spec["params"]:

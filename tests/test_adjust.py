@@ -2,6 +2,7 @@
 fit against the runs (`bs.sample_prior`)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import bayescale as bs
@@ -70,3 +71,30 @@ def test_prior_predictive_holds_the_runs_unless_a_prior_contradicts_them():
     ax = check.plot()
     labels = ax.get_legend_handles_labels()[1]
     assert ax.get_xscale() == "log" and ax.get_xlabel() == "N*D" and "your runs (60 of 60 inside)" in labels
+
+
+@pytest.mark.parametrize(
+    "tie, message",
+    [
+        ({"beta": "alfa"}, "'alfa' must be a free parameter of law 'chinchilla' that is not tied itself"),
+        ({"beta": "beta"}, "'beta' must be a free parameter"),
+        ({"bta": "alpha"}, r"did you mean 'beta'\?"),
+    ],
+)
+def test_bad_ties_are_named(tie, message):
+    with pytest.raises(bs.BayescaleError, match=message):
+        adjusted(bs.law("chinchilla"), tie=tie)
+
+
+def test_a_tied_parameter_takes_the_others_value_in_the_fit_and_the_allocation():
+    n = np.exp(np.random.default_rng(3).uniform(np.log(7e7), np.log(1.6e10), 80))
+    d = np.exp(np.random.default_rng(4).uniform(np.log(5e9), np.log(5e11), 80))
+    loss = (1.69 + 406.4 / n**0.3 + 410.7 / d**0.3) * np.exp(np.random.default_rng(5).normal(0, 0.01, 80))
+    data = bs.ScalingData.from_frame(pd.DataFrame({"N": n, "D": d, "loss": loss}))
+    fit = bs.fit("chinchilla", data, tie={"beta": "alpha"}, seed=0, discrepancy=0.0, **SMALL)
+    assert "beta" not in fit.law.params and "(beta tied to alpha)" in fit.law.title
+    np.testing.assert_array_equal(fit.draws("beta"), fit.draws("alpha"))  # reported as a derived quantity
+    lo, hi = np.quantile(fit.draws("alpha"), [0.05, 0.95])
+    assert lo < 0.3 < hi
+    table = fit.allocate([1e23]).table  # the closed-form optimum reads beta from the derived values
+    assert np.isfinite(table.N_median[0]) and table.N_lower[0] < table.N_median[0] < table.N_upper[0]
