@@ -64,7 +64,7 @@ class FitLike(Protocol):
 
     def draws(self, name: str) -> np.ndarray: ...
     def mean_draws(self, new: Any) -> np.ndarray: ...
-    def log_likelihood(self) -> np.ndarray: ...
+    def log_likelihood(self, rows: np.ndarray | None = None) -> np.ndarray: ...
     def loglik_at(self, frame: pd.DataFrame) -> np.ndarray: ...
     def noise_sd(self) -> np.ndarray: ...
 
@@ -479,16 +479,20 @@ def _residual_sums(
 
 def summed_loglik(fit: FitLike, frame: pd.DataFrame, fitted_on: bool = False) -> Callable[[np.ndarray], np.ndarray]:
     """A function of run indices giving, per draw, the summed pointwise log-likelihood of those runs of
-    `frame` (the runs `fit` was fitted on, if `fitted_on`): from one matrix when it is small (the fit's own,
-    where it keeps one), else computed block by block."""
+    `frame` (the runs `fit` was fitted on, if `fitted_on`: then the fit's own kept matrix serves): one matrix
+    when it is small, else computed block by block."""
+
+    def pointwise(idx: np.ndarray) -> np.ndarray:
+        return fit.log_likelihood(idx) if fitted_on else fit.loglik_at(frame.iloc[idx])
+
     if fit.n_draws * len(frame) <= BLOCK_CELLS:
-        stored = fit.log_likelihood() if fitted_on else fit.loglik_at(frame)
-        return lambda idx: stored[:, idx].sum(axis=1)
+        whole = pointwise(np.arange(len(frame)))
+        return lambda idx: whole[:, idx].sum(axis=1)
 
     def total(idx: np.ndarray) -> np.ndarray:
         out = np.zeros(fit.n_draws)
         for rows in _blocks(len(idx), fit.n_draws):
-            out += fit.loglik_at(frame.iloc[idx[rows]]).sum(axis=1)
+            out += pointwise(idx[rows]).sum(axis=1)
         return out
 
     return total

@@ -92,15 +92,13 @@ def _priors(items: list[str]) -> dict[str, dict]:
 
     out = {}
     for item in items:
-        name, sep, table = item.partition("=")
-        try:
-            out[name.strip()] = tomllib.loads(f"prior = {table.strip()}")["prior"] if sep else None
+        name, _, table = item.partition("=")
+        try:  # without '=' the table is empty, which TOML rejects too
+            out[name.strip()] = tomllib.loads(f"prior = {table.strip()}")["prior"]
         except tomllib.TOMLDecodeError as exc:
             raise BayescaleError(
                 f'--prior {item}: expected NAME={{dist = "Normal", mu = 0.3, sigma = 0.1}} ({exc})'
             ) from None
-        if out[name.strip()] is None:
-            raise BayescaleError(f'--prior {item}: expected NAME={{dist = "Normal", mu = 0.3, sigma = 0.1}}')
     return out
 
 

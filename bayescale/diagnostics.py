@@ -32,7 +32,7 @@ MIN_SCALES = 3  # distinct values an input needs for its exponent to rest on mor
 COLLINEAR = 0.99  # |correlation| of two log inputs above which their effects cannot be told apart
 AT_BOUND = 0.05  # posterior's 5% quantile closer to a bound than this share of its 90% width: piled against it
 WEAK = 0.7  # posterior sd above this share of the prior sd: the data barely narrowed the prior
-DESIGN_CODES = ("few_scales", "collinear_inputs")
+IDENTIFICATION_CODES = ("few_scales", "collinear_inputs", "at_bound", "weak")  # warned as IdentificationWarning
 
 
 def finding(code: str, message: str, params: Any = (), severity: str = "warning") -> dict[str, Any]:
@@ -97,7 +97,7 @@ def with_problems(report: dict) -> dict:
 
 def warn(findings: list[dict], what: str) -> None:
     for f in findings:
-        category = IdentificationWarning if f["code"] in (*DESIGN_CODES, "at_bound", "weak") else SamplingWarning
+        category = IdentificationWarning if f["code"] in IDENTIFICATION_CODES else SamplingWarning
         warnings.warn(f"{what}: {f['message']}", category, stacklevel=3)
 
 

@@ -302,24 +302,29 @@ class Fit:
     def diagnostics(self) -> dict:
         return self.meta["diagnostics"]
 
-    def log_likelihood(self) -> np.ndarray:
-        """Pointwise log density of each fitted run's log-target under each draw: shape (S, n). Kept with the
-        fit up to STORED_LOGLIK_CELLS draws x runs; computed here for larger fits (S x n x 8 bytes of memory)."""
+    def log_likelihood(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Pointwise log density of each fitted run's log-target (or of the runs at indices `rows`) under each
+        draw of the law alone: shape (S, n). Kept with the fit up to STORED_LOGLIK_CELLS draws x runs, otherwise
+        computed here (S x n x 8 bytes of memory); the same numbers either way."""
         if "log_likelihood" in self.idata.groups():
-            return self.idata.log_likelihood["obs"].values.reshape(self.n_draws, -1)
-        return self._loglik(self.data.frame, self.mean_draws(self.data.frame))  # as _pointwise_loglik keeps it
+            kept = self.idata.log_likelihood["obs"].values.reshape(self.n_draws, -1)
+            return kept if rows is None else kept[:, rows]
+        return self.loglik_at(self.data.frame if rows is None else self.data.frame.iloc[rows])
 
     def idata_with_log_likelihood(self) -> az.InferenceData:
         """The posterior with its pointwise log-likelihood group (as ArviZ's loo needs), computed if not kept."""
         if "log_likelihood" in self.idata.groups():
             return self.idata
+        out = self.idata.copy()
+        out.add_groups(log_likelihood=self._log_likelihood_group())
+        return out
+
+    def _log_likelihood_group(self) -> Any:
         import xarray as xr
 
         post = self.idata.posterior
         loglik = self.log_likelihood().reshape(post.sizes["chain"], post.sizes["draw"], -1)
-        out = self.idata.copy()
-        out.add_groups(log_likelihood=xr.Dataset({"obs": (("chain", "draw", "run"), loglik)}))
-        return out
+        return xr.Dataset({"obs": (("chain", "draw", "run"), loglik)})
 
     def save(self, path: str | Path) -> Path:
         """Write the fit (posterior, data, law file, options) to netCDF atomically: temp file, then rename."""
@@ -628,6 +633,8 @@ def _sample(law: Law, data: ScalingData, options: dict[str, Any]) -> Fit:
         "names": data.names,
     }
     result = Fit(law, idata, spec, constants, data, meta)
+    if result.n_draws * len(data) <= STORED_LOGLIK_CELLS:  # kept for LOO; larger fits compute it when asked
+        idata.add_groups(log_likelihood=result._log_likelihood_group())
     report = diagnostics.check(idata, result.var_names)
     report["findings"] += [diagnostics.finding("multimodal", text) for text in findings]
     report["findings"] += diagnostics.identification(law, {p: result.draws(p) for p in law.params}, constants)
@@ -653,7 +660,7 @@ def _learn_discrepancy(result: Fit, options: dict[str, Any]) -> dict[str, Any]:
 def _finish(
     idata: az.InferenceData, spec: ModelSpec, data: ScalingData, constants: dict[str, float]
 ) -> az.InferenceData:
-    """Keep what a fit needs: posterior (+ derived quantities), sample stats, the runs, pointwise log-likelihood."""
+    """Keep what a fit needs: posterior (+ derived quantities), sample stats, the runs."""
     import arviz as az
     import xarray as xr
 
@@ -668,18 +675,7 @@ def _finish(
         for c in data.frame.columns
     }
     groups = {"posterior": post, "sample_stats": idata.sample_stats, "constant_data": xr.Dataset(runs)}
-    out = az.InferenceData(**groups)
-    if post.sizes["chain"] * post.sizes["draw"] * len(data) <= STORED_LOGLIK_CELLS:  # else computed when asked
-        loglik = _pointwise_loglik(out, spec, data, constants)
-        out.add_groups(log_likelihood=xr.Dataset({"obs": (("chain", "draw", "run"), loglik)}))
-    return out
-
-
-def _pointwise_loglik(idata: az.InferenceData, spec: ModelSpec, data: ScalingData, constants: dict) -> np.ndarray:
-    tmp = Fit(spec.law, idata, spec, constants, data, {})
-    ll = tmp._loglik(data.frame, tmp.mean_draws(data.frame))
-    post = idata.posterior
-    return ll.reshape(post.sizes["chain"], post.sizes["draw"], -1)
+    return az.InferenceData(**groups)
 
 
 def load(path: str | Path) -> Fit:

@@ -194,13 +194,14 @@ def adjusted(
     to numbers (they become constants) and some tied to others (`tie={"beta": "alpha"}`: beta takes alpha's
     value; reported as a derived quantity), without writing a law file. The result is a law of its own: its TOML
     text, saved with a fit, records the changes, and it compiles separately from `base`."""
+    priors, fixed, tie = priors or {}, fixed or {}, tie or {}
     if not priors and not fixed and not tie:
         return base
     import tomli_w
 
     spec = tomllib.loads(base.source)
     where = f"{base.name} (changed at call time)"
-    for kind, changes in (("priors", priors or {}), ("fixed", fixed or {}), ("tie", tie or {})):
+    for kind, changes in (("priors", priors), ("fixed", fixed), ("tie", tie)):
         for name in changes:
             if name not in spec["params"]:
                 import difflib
@@ -211,28 +212,28 @@ def adjusted(
                     f"{kind}={{{name!r}: ...}}: {name!r} is not a parameter of law {base.name!r}; {hint}"
                     f"its parameters: {', '.join(spec['params'])}"
                 )
-    for name, prior in (priors or {}).items():
+    for name, prior in priors.items():
         spec["params"][name]["prior"] = dict(prior) if isinstance(prior, Mapping) else prior
     notes = []
-    for name, value in (fixed or {}).items():
+    for name, value in fixed.items():
         if not _number(value) or not math.isfinite(value):
             raise LawFileError(f"fixed={{{name!r}: {value!r}}}: a fixed parameter takes a finite number")
         del spec["params"][name]
         spec.setdefault("constants", {})[name] = float(value)
         spec.get("published", {}).pop(name, None)
         notes.append(f"{name} fixed at {value:g}")
-    for name, to in (tie or {}).items():
-        if to not in spec["params"] or to in (tie or {}):
+    for name, to in tie.items():
+        if to not in spec["params"] or to in tie:
             raise LawFileError(
                 f"tie={{{name!r}: {to!r}}}: {to!r} must be a free parameter of law {base.name!r} that is not tied "
-                f"itself; free: {', '.join(p for p in spec['params'] if p not in (tie or {}))}"
+                f"itself; free: {', '.join(p for p in spec['params'] if p not in tie)}"
             )
         del spec["params"][name]
         spec["definitions"] = {name: to, **spec.get("definitions", {})}  # the formula reads it
         spec["derived"] = {name: to, **spec.get("derived", {})}  # reported, and seen by derived quantities
         spec.get("published", {}).pop(name, None)
         notes.append(f"{name} tied to {to}")
-    notes += [f"prior of {name} set at call time" for name in priors or {}]
+    notes += [f"prior of {name} set at call time" for name in priors]
     spec["title"] = f"{spec.get('title', spec['name'])} ({'; '.join(notes)})"
     if not spec["params"]:
         raise LawFileError(f"fixed=: law {base.name!r} needs at least one free parameter to fit")

@@ -250,9 +250,7 @@ def fit_many(
     reused, fingerprint and median_<param> per parameter.
     """
     specs = normalise_jobs(jobs)
-    for job in specs:
-        job["fingerprint"] = fingerprint(job)
-    ledger = _Ledger(out_dir, specs, resume)
+    ledger = _Ledger(out_dir, {job["name"]: fingerprint(job) for job in specs}, resume)
     todo = [job for job in specs if job["name"] not in ledger.rows]
     if todo:
         with _client(client, n_workers) as active:
@@ -267,8 +265,7 @@ def _run(client: Any, jobs: list[dict[str, Any]], ledger: _Ledger, progress: boo
     futures = {}
     for job in jobs:
         key = f"bayescale-fit-{job['name']}-{uuid.uuid4().hex[:8]}"
-        spec = {k: v for k, v in job.items() if k != "fingerprint"}
-        futures[client.submit(run_job, spec, ledger.folder, key=key, pure=False)] = job
+        futures[client.submit(run_job, job, ledger.folder, key=key, pure=False)] = job
     with _Progress(len(futures), enabled=progress) as bar:
         for future in as_completed(futures):
             job = futures[future]
@@ -320,8 +317,8 @@ class _Ledger:
     """The summary rows so far, in `out_dir/summary.csv` (rewritten atomically after every job); on resume,
     finished rows of unchanged jobs whose fit file still exists are taken from it."""
 
-    def __init__(self, out_dir: str | Path | None, jobs: list[dict[str, Any]], resume: bool):
-        self.jobs, self.rows = jobs, {}
+    def __init__(self, out_dir: str | Path | None, fingerprints: dict[str, str], resume: bool):
+        self.fingerprints, self.rows = fingerprints, {}  # fingerprints: job name -> fingerprint, in job order
         self.folder = None
         if out_dir is None:
             return
@@ -339,11 +336,10 @@ class _Ledger:
             return {}
         if not {"name", "status", "fingerprint", "path"} <= set(old.columns):
             return {}
-        wanted = {job["name"]: job["fingerprint"] for job in self.jobs}
         rows = {}
         for row in old.to_dict("records"):
             if (
-                wanted.get(row["name"]) == row["fingerprint"]
+                self.fingerprints.get(row["name"]) == row["fingerprint"]
                 and row["status"] in ("ok", "not converged")
                 and isinstance(row["path"], str)
                 and Path(row["path"]).is_file()
@@ -355,12 +351,12 @@ class _Ledger:
         return rows
 
     def record(self, job: Mapping[str, Any], row: dict[str, Any]) -> None:
-        self.rows[job["name"]] = row | {"reused": False, "fingerprint": job["fingerprint"]}
+        self.rows[job["name"]] = row | {"reused": False, "fingerprint": self.fingerprints[job["name"]]}
         if self.folder is not None:
             self._write()
 
     def table(self) -> pd.DataFrame:
-        table = pd.DataFrame([self.rows[job["name"]] for job in self.jobs if job["name"] in self.rows])
+        table = pd.DataFrame([self.rows[name] for name in self.fingerprints if name in self.rows])
         extra = [c for c in table.columns if c not in SUMMARY_COLUMNS]
         table = table.reindex(columns=[*SUMMARY_COLUMNS, *extra])
         table["reused"] = table["reused"].astype(bool)

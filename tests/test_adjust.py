@@ -2,12 +2,11 @@
 fit against the runs (`bs.sample_prior`)."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import bayescale as bs
 from bayescale.laws import adjusted
-from bayescale.simulate import chinchilla_runs
+from bayescale.simulate import chinchilla_runs, simulate
 from tests.conftest import SMALL
 
 TIGHT_ALPHA = {"dist": "TruncatedNormal", "mu": 0.5, "sigma": 0.005, "lower": 0.0}
@@ -89,8 +88,7 @@ def test_bad_ties_are_named(tie, message):
 def test_a_tied_parameter_takes_the_others_value_in_the_fit_and_the_allocation():
     n = np.exp(np.random.default_rng(3).uniform(np.log(7e7), np.log(1.6e10), 80))
     d = np.exp(np.random.default_rng(4).uniform(np.log(5e9), np.log(5e11), 80))
-    loss = (1.69 + 406.4 / n**0.3 + 410.7 / d**0.3) * np.exp(np.random.default_rng(5).normal(0, 0.01, 80))
-    data = bs.ScalingData.from_frame(pd.DataFrame({"N": n, "D": d, "loss": loss}))
+    data = simulate("chinchilla", {"N": n, "D": d}, params={"alpha": 0.3, "beta": 0.3}, seed=5)
     fit = bs.fit("chinchilla", data, tie={"beta": "alpha"}, seed=0, discrepancy=0.0, **SMALL)
     assert "beta" not in fit.law.params and "(beta tied to alpha)" in fit.law.title
     np.testing.assert_array_equal(fit.draws("beta"), fit.draws("alpha"))  # reported as a derived quantity

@@ -3,12 +3,11 @@
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import bayescale as bs
 from bayescale import diagnostics
-from bayescale.simulate import chinchilla_runs
+from bayescale.simulate import chinchilla_runs, simulate
 from tests.conftest import SMALL
 
 
@@ -16,23 +15,18 @@ def codes(found):
     return [f["code"] for f in found]
 
 
-def published_chinchilla(n_params, tokens):
-    law = bs.law("chinchilla")
-    published = {"E": 1.69, "A": 406.4, "alpha": 0.34, "B": 410.7, "beta": 0.28}
-    loss = (
-        published["E"] + published["A"] / n_params ** published["alpha"] + published["B"] / tokens ** published["beta"]
-    )
-    noise = np.exp(np.random.default_rng(0).normal(0, 0.01, len(n_params)))
-    return law, pd.DataFrame({"N": n_params, "D": tokens, "loss": loss * noise})
+def runs_at(n_params, tokens):
+    """Runs of the published Chinchilla law (1% noise) at the given sizes: the frame the design checks read."""
+    return simulate("chinchilla", {"N": n_params, "D": tokens}, seed=0).frame
 
 
 def test_design_names_inputs_at_two_scales_and_inputs_that_move_together():
     n = np.geomspace(1e8, 1e10, 30)
-    law, fixed_ratio = published_chinchilla(n, 20 * n * np.exp(np.random.default_rng(1).normal(0, 0.01, 30)))
+    law, fixed_ratio = bs.law("chinchilla"), runs_at(n, 20 * n * np.exp(np.random.default_rng(1).normal(0, 0.01, 30)))
     found = diagnostics.design(law, fixed_ratio)
     assert codes(found) == ["collinear_inputs"] and found[0]["params"] == ["N", "D"]
     assert "D/N from 19" in found[0]["message"] and "Add runs at other ratios of D to N" in found[0]["message"]
-    _, two_sizes = published_chinchilla(np.repeat([1e8, 1e9], 10), np.geomspace(1e9, 1e11, 20))
+    two_sizes = runs_at(np.repeat([1e8, 1e9], 10), np.geomspace(1e9, 1e11, 20))
     found = diagnostics.design(law, two_sizes)
     assert codes(found) == ["few_scales"] and "N takes only 2 distinct values (1e+08, 1e+09)" in found[0]["message"]
     assert diagnostics.design(law, chinchilla_runs(n=40, seed=0).frame) == []  # a good design says nothing
@@ -61,7 +55,7 @@ def test_identification_names_a_parameter_at_its_bound_and_one_the_data_did_not_
 
 def test_a_fit_keeps_its_findings_and_warns_about_the_design_first():
     n = np.geomspace(1e8, 1e10, 40)
-    _, runs = published_chinchilla(n, 20 * n * np.exp(np.random.default_rng(1).normal(0, 0.01, 40)))
+    runs = runs_at(n, 20 * n * np.exp(np.random.default_rng(1).normal(0, 0.01, 40)))
     with pytest.warns(diagnostics.IdentificationWarning, match="log N and log D move together"):
         fit = bs.fit("chinchilla", runs, seed=0, discrepancy=0.0, **SMALL)
     found = fit.diagnostics["findings"]
