@@ -32,6 +32,7 @@ class ModelSpec:
     modes: tuple[tuple[str, Mode], ...] = field(default=())  # (param, mode) for non-shared params
     pooling: Literal["centred", "non-centred"] = "centred"
     walk: bool = False  # learned Brownian discrepancy in log compute (bayescale._walk)
+    weighted: bool = False  # runs count by their weight column: a weighted log-likelihood (ScalingData.weights)
 
     def mode(self, param: str) -> Mode:
         return dict(self.modes).get(param, "shared")
@@ -46,6 +47,7 @@ class ModelSpec:
             self.modes,
             self.pooling,
             self.walk,
+            self.weighted,
         )
 
 
@@ -76,7 +78,14 @@ def make_spec(
         )
     modes_t = tuple(sorted((k, v) for k, v in modes.items() if v != "shared"))
     return ModelSpec(
-        law=law, likelihood=likelihood, nu=float(nu), groups=labels, modes=modes_t, pooling=pooling, walk=walk
+        law=law,
+        likelihood=likelihood,
+        nu=float(nu),
+        groups=labels,
+        modes=modes_t,
+        pooling=pooling,
+        walk=walk,
+        weighted=data.weights is not None,
     )
 
 
@@ -91,6 +100,8 @@ def data_arrays(spec: ModelSpec, data: ScalingData) -> dict[str, np.ndarray]:
     if spec.groups:
         index = {g: i for i, g in enumerate(spec.groups)}
         out["group_idx"] = np.array([index[str(g)] for g in data.frame[GROUP]], dtype=np.int64)
+    if spec.weighted:
+        out["weight"] = np.asarray(data.weights, dtype=float)
     if spec.walk:
         pos = _walk.position(columns, law.inputs)
         lo, hi = _walk.knot_range(pos)
@@ -167,7 +178,11 @@ def build(spec: ModelSpec, arrays: Mapping[str, np.ndarray]) -> pm.Model:
             delta = pt.concatenate([pt.zeros(1), pt.cumsum(tau * pt.sqrt(step) * steps)])
             pm.Deterministic("walk_delta", delta)
             mu = mu + pt.dot(pm.Data("walk_w", arrays["walk_w"]), delta)
-        if spec.likelihood == "student_t":
+        if spec.weighted:  # each run's log density times its weight: a weighted likelihood, no observed variable
+            student = spec.likelihood == "student_t"
+            noise = pm.StudentT.dist(nu=spec.nu, mu=mu, sigma=sigma) if student else pm.Normal.dist(mu=mu, sigma=sigma)
+            pm.Potential("obs_weighted", pt.sum(pm.Data("weight", arrays["weight"]) * pm.logp(noise, log_y)))
+        elif spec.likelihood == "student_t":
             pm.StudentT("obs", nu=spec.nu, mu=mu, sigma=sigma, observed=log_y)
         else:
             pm.Normal("obs", mu=mu, sigma=sigma, observed=log_y)

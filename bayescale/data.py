@@ -13,6 +13,7 @@ from bayescale.errors import DataError
 
 POSITIVE_ROLES = ("N", "D", "C", "step", "loss")
 GROUP = "group"
+WEIGHT = "weight"  # optional: how much each run counts in the fit (relative; bayescale._model)
 
 
 class ScalingData:
@@ -88,6 +89,16 @@ class ScalingData:
             return None
         return sorted(self.frame[GROUP].astype(str).unique())
 
+    @property
+    def weights(self) -> np.ndarray | None:
+        """Each run's relative weight, scaled to mean 1 (so weights move evidence between runs but do not add or
+        remove any: the fit holds as much information as the number of runs); None without a weight column or
+        when every run has the same weight."""
+        if WEIGHT not in self.frame:
+            return None
+        w = self.frame[WEIGHT].to_numpy(dtype=float)
+        return None if np.ptp(w) == 0 else w / w.mean()
+
     def subset(self, mask: Sequence[bool] | np.ndarray) -> ScalingData:
         """The runs where `mask` is true (for hold-out splits)."""
         return ScalingData(self.frame[np.asarray(mask, dtype=bool)], origin=f"{self.origin} (subset)", names=self.names)
@@ -154,6 +165,15 @@ class ScalingData:
     def _row(self, i: int) -> str:
         return f"{i} (CSV line {i + self._row_offset})" if self._row_offset else str(i)
 
+    def _check_weights(self, w: np.ndarray) -> None:
+        if (w < 0).any():
+            row = int(np.flatnonzero(w < 0)[0])
+            raise DataError(
+                f"column {WEIGHT!r}: row {self._row(row)} has value {w[row]:g}; a run's weight must be 0 or more"
+            )
+        if not (w > 0).any():
+            raise DataError(f"column {WEIGHT!r} is 0 in every run: at least one run must count")
+
     def _validate(self) -> None:
         if len(self.frame) == 0:
             raise DataError(f"no runs in {self.origin}")
@@ -179,6 +199,8 @@ class ScalingData:
             if col in POSITIVE_ROLES and (arr <= 0).any():
                 row = int(np.flatnonzero(arr <= 0)[0])
                 raise DataError(f"column {col!r}: row {self._row(row)} has value {arr[row]:g}; {col} must be positive")
+            if col == WEIGHT:
+                self._check_weights(arr)
             self.frame[col] = arr
         dup = self.frame.duplicated(keep=False)
         if dup.any():
@@ -248,7 +270,7 @@ def as_frame(new: Any, roles: Sequence[str]) -> pd.DataFrame:
 def _with_named_roles(df: pd.DataFrame, columns: dict[str, str], roles: Sequence[str], origin: str) -> dict[str, str]:
     """`columns` plus every needed or known role that a column already carries by name; raises a DataError naming
     the roles nothing provides (two of N, D, C stand in for the third: C = 6 N D)."""
-    known = [*roles, *(r for r in (*POSITIVE_ROLES, GROUP) if r not in roles)]
+    known = [*roles, *(r for r in (*POSITIVE_ROLES, GROUP, WEIGHT) if r not in roles)]
     mapping = columns | {r: r for r in known if r not in columns and r in df.columns and r not in columns.values()}
     have = set(mapping)
     triple = {"N", "D", "C"}

@@ -17,7 +17,7 @@ import pandas as pd
 from bayescale import _discrepancy, _walk, diagnostics
 from bayescale._model import Likelihood, Mode, ModelSpec, data_arrays, make_spec
 from bayescale._progress import Phases
-from bayescale.data import GROUP, ScalingData, as_frame
+from bayescale.data import GROUP, WEIGHT, ScalingData, as_frame
 from bayescale.errors import BayescaleError, FitFileError
 from bayescale.laws import Law, Sampler, adjusted, from_spec
 from bayescale.laws import law as get_law
@@ -305,11 +305,17 @@ class Fit:
     def log_likelihood(self, rows: np.ndarray | None = None) -> np.ndarray:
         """Pointwise log density of each fitted run's log-target (or of the runs at indices `rows`) under each
         draw of the law alone: shape (S, n). Kept with the fit up to STORED_LOGLIK_CELLS draws x runs, otherwise
-        computed here (S x n x 8 bytes of memory); the same numbers either way."""
+        computed here (S x n x 8 bytes of memory); the same numbers either way. In a weighted fit each run's log
+        density is multiplied by its weight: what the run put into the posterior, so that PSIS-LOO and the
+        leave-future-out importance weights take out exactly that."""
         if "log_likelihood" in self.idata.groups():
             kept = self.idata.log_likelihood["obs"].values.reshape(self.n_draws, -1)
             return kept if rows is None else kept[:, rows]
-        return self.loglik_at(self.data.frame if rows is None else self.data.frame.iloc[rows])
+        values = self.loglik_at(self.data.frame if rows is None else self.data.frame.iloc[rows])
+        weights = self.data.weights if self.spec.weighted else None
+        if weights is not None:
+            values = values * (weights if rows is None else weights[rows])[None, :]
+        return values
 
     def idata_with_log_likelihood(self) -> az.InferenceData:
         """The posterior with its pointwise log-likelihood group (as ArviZ's loo needs), computed if not kept."""
@@ -473,6 +479,8 @@ def fit(
     if method == "map":
         if groups:
             raise BayescaleError("method='map' fits shared parameters only; drop groups= or use method='nuts'")
+        if WEIGHT in (data.frame if isinstance(data, ScalingData) else data).columns:
+            raise BayescaleError("method='map' does not take run weights; drop the 'weight' column or use method='nuts'")
         from bayescale.pointfit import map_fit
 
         return map_fit(the_law, data, flops_per_token_param=flops_per_token_param)
@@ -631,6 +639,7 @@ def _sample(law: Law, data: ScalingData, options: dict[str, Any]) -> Fit:
         "walk": list(_walk.knot_range(_walk.position(data.frame, law.inputs))) if o["walk"] else None,
         "frontier": _discrepancy.frontier(law, data.frame),
         "names": data.names,
+        "weighted": spec.weighted,
     }
     result = Fit(law, idata, spec, constants, data, meta)
     if result.n_draws * len(data) <= STORED_LOGLIK_CELLS:  # kept for LOO; larger fits compute it when asked
@@ -706,6 +715,7 @@ def load(path: str | Path) -> Fit:
         modes=tuple(sorted(meta["modes"].items())),
         pooling=meta.get("pooling", "centred"),
         walk=bool(meta.get("walk")),
+        weighted=bool(meta.get("weighted")),
     )
     return Fit(the_law, idata, spec, meta["constants"], data, _upgrade(meta))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -113,7 +113,7 @@ def sample_prior(
 
     the_law = adjusted(get_law(law), priors=priors, fixed=fixed)
     runs = _prepare(the_law, data, flops_per_token_param)
-    spec = make_spec(the_law, runs, likelihood=likelihood, nu=nu)
+    spec = replace(make_spec(the_law, runs, likelihood=likelihood, nu=nu), weighted=False)  # no effect a priori
     quiet = logging.getLogger("pymc")
     level = quiet.level
     quiet.setLevel(logging.WARNING)  # PyMC logs the variables it samples at INFO
