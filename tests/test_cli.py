@@ -132,6 +132,8 @@ FIT = ["fit", "{csv}", "--law", "chinchilla", "--col", "N=params", "--col", "D=t
         (["fit", "{csv}", "--law", "chinchilla", "-o", "{csv}/fit.nc"], "runs.csv is a file, not a folder"),
         (["fit", "{csv}", "--law", "chinchilla", "-o", "x.nc"], "needs role(s) ['N', 'D']"),
         (["fit", "{csv}", "--law", "chinchilla", "-o", "x.nc", "--col", "N=params"], "needs role(s) ['D']"),
+        (["allocate", "x.nc", "--budget", "1e24"], "No such option: --budget"),  # click's own usage errors too
+        (["allocate"], "Missing argument 'fit_path'"),
     ],
 )
 def test_errors_are_one_clear_line(args, message, runs_csv, tmp_path):
