@@ -8,7 +8,7 @@ at the edge of the data, reached within a few RAMPs). A number fixes s (b = 0). 
 posterior draw's (b, s) from a grid posterior:
   prior:    how far published laws missed real held-out runs, learned across a corpus of real sweeps by
             bench/corpus.py (log-normal in s and in b, fitted so that the *updated* bands give held-out runs the
-            lowest interval scores at 50% and 90%, in units of each sweep's noise; `calibrated_prior`) and
+            lowest interval scores at 50% and 90%, in log units as the corpus judges them; `calibrated_prior`) and
             shipped as discrepancy_prior.json, with the growth exponent of the slope term (d ** growth) and the
             weight of the user's own evidence;
   evidence: leave-future-out inside the user's own runs, at several cuts: the joint density of the runs above
@@ -267,12 +267,11 @@ def shipped_prior() -> dict[str, Any]:
 @dataclass
 class HeldOut:
     """What the corpus objective needs of one task's held-out runs: the central predictive mass within each
-    half-width of HALF_WIDTHS around the band's centre, per grid point (n, G, K); each run's distance from that
-    centre in log units (n,); and the task's run noise (sd), which makes tasks of very different noise comparable."""
+    half-width of HALF_WIDTHS around the band's centre, per grid point (n, G, K); and each run's distance from that
+    centre in log units (n,)."""
 
     mass: np.ndarray
     miss: np.ndarray
-    noise: float
 
 
 HALF_WIDTHS = np.geomspace(1e-4, 5.0, 80)  # band half-widths (log units) at which the objective reads the bands
@@ -293,7 +292,7 @@ def held_out(
     sd = np.sqrt(base[:, None] + _extra_variance(d, points))  # (n, G)
     mass = (2 * ndtr(HALF_WIDTHS[None, None, :] / sd[:, :, None]) - 1).astype(np.float32)
     miss = np.abs(np.log(np.asarray(y, float)) - log_mean.mean(axis=0))
-    return HeldOut(mass, miss, float(np.median(sigma) * noise_factor(likelihood, nu)))
+    return HeldOut(mass, miss)
 
 
 def interval_scores(held: HeldOut, q: np.ndarray) -> np.ndarray:
@@ -317,9 +316,14 @@ def calibrated_prior(
     offset scale (4 numbers: smooth, so that a sweep's own evidence can move within it), with the sweep's evidence
     raised to a power lambda. It minimises the interval scores at 50% and 90% (what bands are judged by: a proper
     score that rewards narrow bands and charges misses) of every task's held-out runs (`held`) under the prior
-    updated by the task's own leave-future-out evidence (`lfo` (T, G)), in units of the task's run noise (so a
-    noisy family does not outvote the others), each task weighted by `task_weights` and its runs equally.
-    Returns the weights (G,) and the fitted numbers (`objective`: minus the mean scaled score)."""
+    updated by the task's own leave-future-out evidence (`lfo` (T, G)), in log units as the corpus judges bands
+    (each task weighted by `task_weights`, its runs equally). Returns the weights (G,) and the fitted numbers
+    (`objective`: minus the mean score).
+
+    Measured on the corpus (bench/corpus.py, leave-one-family-out): scores in log units, as judged, beat scores
+    divided by each task's run noise (stop 17's choice, meant to keep noisy families from outvoting the others):
+    pooled 90% interval score 33.5 against 33.9, coverage 0.47/0.80/0.89/0.93 against 0.47/0.79/0.86/0.91,
+    OLMo's 90% coverage 0.64 against 0.49; dividing by the square root of the noise fell between (33.8)."""
     from scipy.optimize import minimize
 
     w = np.ones(len(held)) if task_weights is None else np.asarray(task_weights, float)
@@ -338,7 +342,7 @@ def calibrated_prior(
         def loss(theta: np.ndarray, update=update) -> float:
             post = update * _lognormal_weights(np.clip(theta, *bounds.T), log_s, log_b, allowed)[None, :]
             post /= post.sum(axis=1, keepdims=True)
-            per_task = [np.mean(interval_scores(h, q)) / h.noise for h, q in zip(held, post, strict=True)]
+            per_task = [np.mean(interval_scores(h, q)) for h, q in zip(held, post, strict=True)]
             return float(np.dot(w, per_task))
 
         options = {"maxiter": 600, "xatol": 1e-2, "fatol": 1e-4, "initial_simplex": simplex}
