@@ -480,7 +480,9 @@ def fit(
         if groups:
             raise BayescaleError("method='map' fits shared parameters only; drop groups= or use method='nuts'")
         if WEIGHT in (data.frame if isinstance(data, ScalingData) else data).columns:
-            raise BayescaleError("method='map' does not take run weights; drop the 'weight' column or use method='nuts'")
+            raise BayescaleError(
+                "method='map' does not take run weights; drop the 'weight' column or use method='nuts'"
+            )
         from bayescale.pointfit import map_fit
 
         return map_fit(the_law, data, flops_per_token_param=flops_per_token_param)
