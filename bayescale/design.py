@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale.errors import BayescaleError
+from bayescale.laws import law as get_law
 
 if TYPE_CHECKING:
     from bayescale.fit import Fit
@@ -29,7 +30,8 @@ N_OUTCOMES = 64  # simulated outcomes per evaluation (common random numbers acro
 
 @dataclass
 class Suggestion:
-    """The suggested runs (`table`: inputs, cost, expected target width after adding the runs chosen so far),
+    """The suggested runs (`table`: inputs, position in the candidates table, cost, expected target width after
+    adding the runs chosen so far),
     the target's current 90% width, the same expected width for a plain IsoFLOP grid of the same cost
     (`baseline`), and every candidate's value per FLOP at the first step (`candidates`)."""
 
@@ -106,7 +108,7 @@ def suggest(
         loglik = loglik + run_ll(i)
         rows.append(
             frame.iloc[i].to_dict()
-            | {"cost": costs[i], "value_per_flop": gain / costs[i]}
+            | {"candidate": i, "cost": costs[i], "value_per_flop": gain / costs[i]}
             | _spread(values, loglik)["row"]
         )
     table = pd.DataFrame(rows)
@@ -288,3 +290,76 @@ def expected_after(fit: Fit, values: np.ndarray, runs: pd.DataFrame, rng: np.ran
     outcomes = _simulate(fit, log_mean, sigma, rng)
     loglik = sum(_loglik_of(fit, outcomes[:, i], log_mean[:, i], sigma) for i in range(len(frame)))
     return _spread(values, loglik)["row"]
+
+
+# --- replaying a sweep on runs already trained ---------------------------------------------------------------------
+STRATEGIES = ("suggest", "budget order", "random")
+
+
+def replay(
+    law: str,
+    seed_runs: pd.DataFrame,
+    pool: pd.DataFrame,
+    test: pd.DataFrame,
+    rounds: int = 3,
+    k: int = 4,
+    seed: int = 0,
+    **fit_options: Any,
+) -> tuple[pd.DataFrame, list[Suggestion]]:
+    """Replay a progressive sweep on runs that were already trained (role-named frames with the target): from a fit
+    to `seed_runs`, each round `suggest` picks `k` runs from `pool` for the law's value at the held-out runs'
+    typical inputs (geometric means), and two baselines spend about the same compute from the same pool, in budget
+    order and at random; every strategy then updates its fit and predicts the held-out `test` runs. Returns one
+    row per round and strategy (compute spent, runs fitted, mean |median / observed - 1|, mean relative 90% width,
+    share of held-out runs inside the 90% band) and suggest's plans. Compute is the C column, else 6 N D."""
+    from bayescale.fit import fit as fit_law
+
+    law_inputs = list(get_law(law).inputs)
+    target = {name: float(np.exp(np.log(test[name]).mean())) for name in law_inputs}
+    first = fit_law(law, seed_runs, **({"seed": seed, "progress": False} | fit_options))
+    fits = dict.fromkeys(STRATEGIES, first)
+    left = {name: pool.reset_index(drop=True) for name in STRATEGIES}
+    spent = dict.fromkeys(STRATEGIES, 0.0)
+    rows = [_replay_row(0, name, 0.0, first, test) for name in STRATEGIES]
+    rng, plans = np.random.default_rng(seed), []
+    for r in range(1, rounds + 1):
+        plan = fits["suggest"].suggest(target, candidates=left["suggest"][law_inputs], k=k, seed=seed * 1000 + r)
+        plans.append(plan)
+        picks = {"suggest": left["suggest"].iloc[plan.table["candidate"].to_numpy(int)]}
+        budget = float(_compute(picks["suggest"]).sum())
+        picks["budget order"] = _about(left["budget order"], budget, np.argsort(_compute(left["budget order"])))
+        picks["random"] = _about(left["random"], budget, rng.permutation(len(left["random"])))
+        for name, new in picks.items():
+            fits[name] = fits[name].update(new)
+            left[name] = left[name].drop(new.index).reset_index(drop=True)
+            spent[name] += float(_compute(new).sum())
+            rows.append(_replay_row(r, name, spent[name], fits[name], test))
+    return pd.DataFrame(rows), plans
+
+
+def _compute(runs: pd.DataFrame) -> np.ndarray:
+    return runs["C"].to_numpy(float) if "C" in runs else 6.0 * runs["N"].to_numpy(float) * runs["D"].to_numpy(float)
+
+
+def _about(pool: pd.DataFrame, spend: float, order: np.ndarray) -> pd.DataFrame:
+    """Runs of `pool` taken in `order`, each kept if it brings the total compute closer to `spend`."""
+    costs, kept, total = _compute(pool), [], 0.0
+    for i in order:
+        if abs(total + costs[i] - spend) < abs(total - spend):
+            kept.append(int(i))
+            total += costs[i]
+    return pool.iloc[kept]
+
+
+def _replay_row(round_: int, strategy: str, spent: float, fitted: Fit, test: pd.DataFrame) -> dict[str, Any]:
+    band = fitted.predict(test, prob=0.9)
+    y = test[fitted.law.target].to_numpy(float)
+    return {
+        "round": round_,
+        "strategy": strategy,
+        "compute": spent,
+        "runs": len(fitted.data),
+        "median abs. error": float(np.mean(np.abs(band["median"] / y - 1))),
+        "90% width": float(np.mean((band["upper"] - band["lower"]) / band["median"])),
+        "held at 90%": float(np.mean((band["lower"] <= y) & (y <= band["upper"]))),
+    }

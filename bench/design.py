@@ -8,7 +8,11 @@ TARGET FLOPs. Reported per design and round: the posterior 90% width of the targ
 and the compute spent, over SEEDS seeds; and the ratio of suggest's width to each standard design's at equal
 compute (the rounds are matched in compute, so < 1 means the same compute bought a narrower target).
 
-Usage: python bench/design.py [--seeds 6] [--rounds 3]      results: bench/results/design.md
+`--replay` replays the loop on real sweeps instead (bayescale.design.replay: the runs that were trained are the
+pool; suggest against budget order and random picks of about the same compute; error, width and coverage at the
+largest held-out runs).
+
+Usage: python bench/design.py [--seeds 6] [--rounds 3] [--replay]      results: bench/results/design.md
 """
 
 from __future__ import annotations
@@ -95,12 +99,55 @@ def run_seed(seed: int, rounds: int, true_loss: float) -> list[dict]:
     return rows
 
 
+# --- replay on real sweeps (bayescale.design.replay): the runs that were trained are the candidate pool -----------
+REPLAY_SWEEPS = {  # name -> (data set, experiment or None)
+    "chinchilla-epoch": ("chinchilla", None),
+    "isoflops llama 3": ("isoflops", "llama_3__exp_loss"),
+    "isoflops misfitting": ("isoflops", "misfitting__fineweb_c4__transformer"),
+}
+REPLAY_SAMPLING = dict(draws=500, tune=500, chains=4)
+
+
+def replay_sweeps(seeds: int, rounds: int) -> str:
+    """Each sweep split by compute (seed: smallest 30%, pool: next 60%, held out: largest 10%, whole budgets kept
+    together), replayed with `seeds` seeds (the random strategy's picks and suggest's simulations)."""
+    out = []
+    for name, (dataset, experiment) in REPLAY_SWEEPS.items():
+        source = bs.datasets.load(dataset)
+        frame = source.frame if experiment is None else source.frame[source.frame.experiment == experiment]
+        columns = {k: v for k, v in source.columns.items() if k != "group"}
+        runs = bs.ScalingData.from_frame(frame, columns=columns).with_inputs(["N", "D"]).frame
+        rank = runs["C"].rank(method="min", pct=True)
+        start, pool, test = runs[rank <= 0.3], runs[(rank > 0.3) & (rank <= 0.9)], runs[rank > 0.9]
+        for seed in range(seeds):
+            t = time.perf_counter()
+            rows, _ = design.replay("chinchilla", start, pool, test, rounds=rounds, k=K, seed=seed, **REPLAY_SAMPLING)
+            out.append(rows.assign(sweep=name, seed=seed))
+            print(f"{name} seed {seed}: {time.perf_counter() - t:.0f} s", flush=True)
+    df = pd.concat(out, ignore_index=True)
+    last = df[df["round"] == rounds]
+    table = last.groupby(["sweep", "strategy"])[["compute", "median abs. error", "90% width", "held at 90%"]].mean()
+    return (
+        f"## Replay on real sweeps: {rounds} rounds of {K} runs from the pool, {seeds} seeds, mean after the last round\n"
+        "(seed: the smallest 30% of runs by compute; pool: the next 60%; held out: the largest 10%)\n\n"
+        + table.to_markdown(floatfmt=".4g")
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--replay", action="store_true", help="replay on the real sweeps instead (appends results)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
+    if args.replay:
+        text = replay_sweeps(args.seeds, args.rounds)
+        path = HERE / "results" / "design.md"
+        kept = path.read_text().split("## Replay on real sweeps")[0].rstrip() if path.exists() else ""
+        path.write_text(kept + "\n\n" + text + "\n")
+        print(text)
+        return
     true_loss = truth()
     t = time.perf_counter()
     rows = []

@@ -75,3 +75,24 @@ def test_update_is_a_fresh_fit_on_the_union(small_sweep_fit):
     assert len(updated.data) == 46
     for name in ("alpha", "beta", "E"):
         np.testing.assert_array_equal(updated.draws(name), fresh.draws(name))
+
+
+def test_replay_picks_from_the_pool_at_matched_compute():
+    """One replayed round on simulated runs: suggest's picks are pool runs (mapped back through the `candidate`
+    column), the baselines spend about as much, and every strategy is scored on the held-out runs."""
+    from tests.conftest import SMALL
+
+    runs = chinchilla_runs(n=90, noise=0.01, seed=8).frame
+    runs["C"] = 6 * runs["N"] * runs["D"]
+    rank = runs["C"].rank(pct=True)
+    start, pool, test = runs[rank <= 0.4], runs[(rank > 0.4) & (rank <= 0.85)], runs[rank > 0.85]
+    rows, plans = design.replay("chinchilla", start, pool, test, rounds=1, k=2, discrepancy=0.0, **SMALL)
+    assert list(rows["round"]) == [0, 0, 0, 1, 1, 1] and set(rows["strategy"]) == set(design.STRATEGIES)
+    picked = pool.reset_index(drop=True).iloc[plans[0].table["candidate"]]
+    np.testing.assert_allclose(picked[["N", "D"]].to_numpy(), plans[0].table[["N", "D"]].to_numpy())
+    last = rows[rows["round"] == 1].set_index("strategy")
+    assert (last["runs"] > len(start)).all() and last.loc["suggest", "runs"] == len(start) + 2
+    spent = last["compute"]
+    # each baseline is within the cost of one pool run of what suggest spent
+    assert (abs(spent - spent["suggest"]) <= pool["C"].max()).all(), spent
+    assert ((last["90% width"] > 0) & last["held at 90%"].between(0, 1)).all()
