@@ -7,6 +7,11 @@ target's spread under the reweighted draws. A batch of k runs is chosen greedily
 with the largest expected reduction of the target's variance (log scale) per FLOP, given the runs already in the
 batch (their simulated outcomes are kept, so two runs that teach the same thing are not both chosen). Greedy
 selection of a variance reduction is the standard batch heuristic (Krause & Guestrin 2007); it needs no refit.
+
+The target's variance has two parts: the law's parameters (what the simulated outcomes reweight) and, for a loss
+target of a fit with an extrapolation drift (bayescale._discrepancy), the drift at the target's distance beyond
+the data. Runs that bring the data's frontier closer to the target shrink the second part: the runs a law's
+misfit can only be learned from are the ones near where it will be used.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from bayescale import _discrepancy
 from bayescale.errors import BayescaleError
 from bayescale.laws import law as get_law
 
@@ -98,21 +104,27 @@ def suggest(
     def run_ll(i: int) -> np.ndarray:
         return _loglik_of(fit, outcomes[:, i], log_mean[:, i], sigma)
 
-    now = _spread(values, np.zeros((1, fit.n_draws)))
-    per_flop = _greedy(values, run_ll, costs, k, budget, per_cost=True)
+    drift = _Drift.at(fit, target, quantity, flops_per_token_param)
+    now = _spread(values, np.zeros((1, fit.n_draws)), drift.variance(frame.iloc[:0]))
+    per_flop = _greedy(values, run_ll, costs, k, budget, per_cost=True, drift=lambda p: drift.variance(frame.iloc[p]))
     spent = float(sum(costs[i] for i, _ in per_flop["picks"]))
-    plain = _greedy(values, run_ll, costs, k, budget if budget is not None else spent, per_cost=False)
+    budget_plain = budget if budget is not None else spent
+    plain = _greedy(
+        values, run_ll, costs, k, budget_plain, per_cost=False, drift=lambda p: drift.variance(frame.iloc[p])
+    )
     best = min((per_flop, plain), key=lambda plan: plan["var"])  # Leskovec et al. 2007: the better of the two
     rows, loglik = [], np.zeros((len(outcomes), fit.n_draws))
-    for i, gain in best["picks"]:
+    for n, (i, gain) in enumerate(best["picks"], start=1):
         loglik = loglik + run_ll(i)
+        chosen = frame.iloc[[j for j, _ in best["picks"][:n]]]
         rows.append(
             frame.iloc[i].to_dict()
             | {"candidate": i, "cost": costs[i], "value_per_flop": gain / costs[i]}
-            | _spread(values, loglik)["row"]
+            | _spread(values, loglik, drift.variance(chosen))["row"]
         )
     table = pd.DataFrame(rows)
-    baseline = _isoflop_baseline(fit, values, float(table["cost"].sum()) if rows else 0.0, flops_per_token_param, rng)
+    spent = float(table["cost"].sum()) if rows else 0.0
+    baseline = _isoflop_baseline(fit, values, spent, flops_per_token_param, rng, drift)
     first = per_flop["first"] / costs
     scored = frame.assign(cost=costs, value_per_flop=np.where(np.isfinite(first), first, np.nan))
     rule = "variance reduction per FLOP" if best is per_flop else "variance reduction (same cost)"
@@ -126,12 +138,14 @@ def _greedy(
     k: int,
     budget: float | None,
     per_cost: bool,
+    drift: Callable[[list[int]], float] = lambda picks: 0.0,
 ) -> dict[str, Any]:
     """Up to k runs, each step the one with the largest expected variance reduction (per FLOP with `per_cost`)
-    given those already chosen, within `budget`. Returns the picks (index, variance reduction), the final expected
-    variance and the first step's reductions per candidate."""
+    given those already chosen, within `budget`; `drift(picks)` is the drift's variance at the target once the runs
+    at those candidate indices are in. Returns the picks (index, variance reduction), the final expected variance
+    and the first step's reductions per candidate."""
     loglik = np.zeros((N_OUTCOMES, len(values)))
-    current = _variance(values, loglik)
+    current = _variance(values, loglik) + drift([])
     picks: list[tuple[int, float]] = []
     spent, first = 0.0, None
     for _ in range(k):
@@ -139,7 +153,8 @@ def _greedy(
         for i in range(len(costs)):
             if i in {p for p, _ in picks} or (budget is not None and spent + costs[i] > budget):
                 continue
-            gains[i] = current - _variance(values, loglik + run_ll(i))
+            chosen = [p for p, _ in picks]
+            gains[i] = current - _variance(values, loglik + run_ll(i)) - drift([*chosen, i])
         if first is None:
             first = gains.copy()
         score = gains / costs if per_cost else gains
@@ -189,14 +204,16 @@ def _describe(target: Mapping[str, float], quantity: str) -> str:
     return f"{quantity} at the optimum for {where}" if set(target) == {"C"} else f"the law's value at {where}"
 
 
-def _spread(values: np.ndarray, loglik: np.ndarray) -> dict[str, Any]:
+def _spread(values: np.ndarray, loglik: np.ndarray, drift_var: float = 0.0) -> dict[str, Any]:
     """The target's expected 90% relative width and variance (log scale) over simulated outcomes, each outcome
-    reweighting the posterior draws by its likelihood `loglik` (J, S); and the smallest effective share of draws."""
+    reweighting the posterior draws by its likelihood `loglik` (J, S), with the drift's variance `drift_var` at the
+    target (Gaussian, common random numbers); and the smallest effective share of draws."""
     w = np.exp(loglik - loglik.max(axis=1, keepdims=True))
     w /= w.sum(axis=1, keepdims=True)
-    widths = [_weighted_width(values, wj) for wj in w]
+    shifted = values + np.sqrt(drift_var) * np.random.default_rng(7).standard_normal(len(values))
+    widths = [_weighted_width(shifted, wj) for wj in w]
     ess = 1.0 / np.sum(w**2, axis=1)
-    row = {"expected_width90": float(np.mean(widths)), "expected_var": _variance(values, loglik)}
+    row = {"expected_width90": float(np.mean(widths)), "expected_var": _variance(values, loglik) + drift_var}
     row["min_ess_share"] = float(ess.min() / w.shape[1])
     return {"var": row["expected_var"], "row": row}
 
@@ -268,28 +285,64 @@ def _loglik_of(fit: Fit, y: np.ndarray, log_mean: np.ndarray, sigma: np.ndarray)
     return log_density(y[:, None], log_mean[None, :], sigma[None, :], fit.spec)
 
 
-def _isoflop_baseline(fit: Fit, values: np.ndarray, spent: float, k: float, rng: np.random.Generator) -> dict[str, Any]:
+def _isoflop_baseline(
+    fit: Fit, values: np.ndarray, spent: float, k: float, rng: np.random.Generator, drift: _Drift
+) -> dict[str, Any]:
     """A plain IsoFLOP grid of the same total cost: 5 runs at one budget C = spent / 5, N spread over 1/4x to 4x
     the current N*(C), and its expected target width, by the same simulation."""
     if not {"N", "D"} <= set(fit.law.inputs) or spent <= 0:
         return {"C": float("nan"), "expected_width90": float("nan")}
     c = spent / ISOFLOP_POINTS
     grid = isoflop_grid(fit, c, ISOFLOP_POINTS, k)
-    return {"C": c, "runs": ISOFLOP_POINTS} | expected_after(fit, values, grid, rng)
+    return {"C": c, "runs": ISOFLOP_POINTS} | expected_after(fit, values, grid, rng, drift)
 
 
 ISOFLOP_POINTS = 5
 
 
-def expected_after(fit: Fit, values: np.ndarray, runs: pd.DataFrame, rng: np.random.Generator) -> dict[str, float]:
+def expected_after(
+    fit: Fit, values: np.ndarray, runs: pd.DataFrame, rng: np.random.Generator, drift: _Drift | None = None
+) -> dict[str, float]:
     """The target's expected 90% relative width (and the smallest effective share of draws) once `runs` are
-    trained, by the same simulation `suggest` uses; `values` are the target's log per draw."""
+    trained, by the same simulation `suggest` uses; `values` are the target's log per draw; `drift` (optional) adds
+    the extrapolation drift at the target's distance from the data with the runs in."""
     frame = fit._inputs(runs)
     log_mean = np.log(_law_values(fit, frame))
     sigma = fit.draws("sigma")
     outcomes = _simulate(fit, log_mean, sigma, rng)
     loglik = sum(_loglik_of(fit, outcomes[:, i], log_mean[:, i], sigma) for i in range(len(frame)))
-    return _spread(values, loglik)["row"]
+    return _spread(values, loglik, drift.variance(frame) if drift is not None else 0.0)["row"]
+
+
+@dataclass
+class _Drift:
+    """The extrapolation drift's variance (log scale) at the target as runs are added: the target lies fewer e-folds
+    beyond the data once runs come closer to it, and the fit's drift grows with that distance. No target point
+    (quantities other than the loss, or a fit without drift): 0."""
+
+    fit: Fit
+    point: pd.DataFrame | None
+
+    @classmethod
+    def at(cls, fit: Fit, target: Mapping[str, float], quantity: str, k: float) -> _Drift:
+        if quantity != "loss" or not _discrepancy.is_active(fit.meta.get("discrepancy", 0.0)):
+            return cls(fit, None)
+        if set(target) == {"C"}:  # the optimum's median allocation
+            draws = fit.allocate([float(target["C"])], flops_per_token_param=k).draws
+            target = {"N": float(np.median(draws["N"])), "D": float(np.median(draws["D"]))}
+        try:
+            return cls(fit, fit._inputs({key: [float(v)] for key, v in target.items()}))
+        except BayescaleError:  # a law with inputs beyond N and D: its optimum is not a full point
+            return cls(fit, None)
+
+    def variance(self, runs: pd.DataFrame) -> float:
+        """The drift's variance at the target with `runs` (role-named, the law's inputs) added to the fitted ones."""
+        if self.point is None:
+            return 0.0
+        law, inputs = self.fit.law, list(self.fit.law.inputs)
+        frame = pd.concat([self.fit.data.frame[inputs], runs[inputs]], ignore_index=True)
+        d = float(_discrepancy.distance(law, _discrepancy.frontier(law, frame), self.point)[0])
+        return _discrepancy.spread_at(self.fit.meta["discrepancy"], d) ** 2
 
 
 # --- replaying a sweep on runs already trained ---------------------------------------------------------------------

@@ -96,3 +96,19 @@ def test_replay_picks_from_the_pool_at_matched_compute():
     # each baseline is within the cost of one pool run of what suggest spent
     assert (abs(spent - spent["suggest"]) <= pool["C"].max()).all(), spent
     assert ((last["90% width"] > 0) & last["held at 90%"].between(0, 1)).all()
+
+
+def test_the_drift_at_the_target_counts_and_shrinks_with_runs_near_it(small_sweep_fit):
+    """With an extrapolation drift the target's width now includes it; a run at the target itself removes it (the
+    target is then 0 e-folds beyond the data), so its expected width falls to the parameters' part alone."""
+    import copy
+
+    drifting = copy.copy(small_sweep_fit)
+    drifting.meta = {**small_sweep_fit.meta, "discrepancy": 0.02}
+    point = {"N": 3e10, "D": 6e11}
+    at_target = pd.DataFrame({"N": [point["N"]], "D": [point["D"]]})
+    plain = small_sweep_fit.suggest(point, candidates=at_target, k=1, seed=0)
+    drifted = drifting.suggest(point, candidates=at_target, k=1, seed=0)
+    assert drifted.width_now > 1.5 * plain.width_now, (drifted.width_now, plain.width_now)
+    after = drifted.table["expected_width90"].iloc[0]
+    assert after == pytest.approx(plain.table["expected_width90"].iloc[0], rel=1e-6)
