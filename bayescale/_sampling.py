@@ -121,7 +121,8 @@ def _time_estimate(funcs: Any, n_runs: int, chains: int, iterations: int) -> str
         f"bayescale: {n_runs:,} runs, {per_gradient * 1e3:.1f} ms per gradient: sampling should take about "
         f"{seconds / 60:.0f} min ({chains} chains x {iterations} iterations x ~{STEPS_PER_DRAW} gradients), plus a "
         "shorter refit for the extrapolation error. For training curves, keeping every k-th checkpoint divides "
-        "this by about k."
+        "this by about k (measured on real curves, bench/thinning.py: every 4th checkpoint widened the parameters' "
+        "intervals about 2x but kept the held-out error and coverage)."
     )
 
 
