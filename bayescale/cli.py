@@ -268,7 +268,8 @@ def summary_cmd(
     import bayescale as bs
 
     result = bs.load(fit_path)
-    _emit(result.summary(prob=prob), f"{result.law.name} ({prob:.0%} HDI)", fmt, index="param")
+    weighted = f", runs weighted by column {result.weight_column!r}" if result.weight_column else ""
+    _emit(result.summary(prob=prob), f"{result.law.name} ({prob:.0%} HDI{weighted})", fmt, index="param")
     if fmt is Format.table:
         console.print(result.extrapolation_note, highlight=False)
 

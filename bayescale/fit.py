@@ -62,10 +62,16 @@ class Fit:
 
     def __repr__(self) -> str:
         d = self.meta.get("diagnostics", {})
+        weighted = f" weighted by {self.weight_column!r}" if self.spec.weighted else ""
         return (
-            f"Fit({self.law.name}, {len(self.data)} runs, {self.n_draws} draws, "
+            f"Fit({self.law.name}, {len(self.data)} runs{weighted}, {self.n_draws} draws, "
             f"divergences={d.get('divergences')}, max R-hat={d.get('max_rhat', float('nan')):.3f})"
         )
+
+    @property
+    def weight_column(self) -> str | None:
+        """The user's name of the column that weighted the runs, or None for an unweighted fit."""
+        return self.meta.get("names", {}).get(WEIGHT, WEIGHT) if self.spec.weighted else None
 
     # --- draws ----------------------------------------------------------------------------------
     @property

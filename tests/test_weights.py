@@ -86,6 +86,7 @@ def test_a_weighted_fit_saves_loads_and_compares(tmp_path):
     fitted = bs.fit("chinchilla", runs, seed=0, **SMALL)
     loaded = bs.load(fitted.save(tmp_path / "w.nc"))
     assert loaded.spec.weighted and loaded.spec.key() == fitted.spec.key()
+    assert loaded.weight_column == "weight" and "runs weighted by 'weight'" in repr(loaded)
     w = fitted.data.weights
     np.testing.assert_allclose(fitted.log_likelihood(), fitted.loglik_at(fitted.data.frame) * w[None, :], rtol=1e-6)
     np.testing.assert_allclose(loaded.log_likelihood(), fitted.log_likelihood(), rtol=1e-6)
