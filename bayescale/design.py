@@ -93,7 +93,7 @@ def suggest(
     with `quantity` "loss" (at the compute optimum), "N", "D" or "tokens_per_param" (of the optimum). `cost`:
     a candidates column or a function of the candidates frame; default k N D FLOPs."""
     rng = np.random.default_rng(seed)
-    values = _target_draws(fit, target, quantity, flops_per_token_param)
+    values, where = _target_draws(fit, target, quantity, flops_per_token_param)
     label = _describe(target, quantity)
     frame = _candidates(fit, candidates, budget, flops_per_token_param)
     costs = _costs(frame, cost, flops_per_token_param)
@@ -104,23 +104,23 @@ def suggest(
     def run_ll(i: int) -> np.ndarray:
         return _loglik_of(fit, outcomes[:, i], log_mean[:, i], sigma)
 
-    drift = _Drift.at(fit, target, quantity, flops_per_token_param)
-    now = _spread(values, np.zeros((1, fit.n_draws)), drift.variance(frame.iloc[:0]))
-    per_flop = _greedy(values, run_ll, costs, k, budget, per_cost=True, drift=lambda p: drift.variance(frame.iloc[p]))
+    drift = _Drift.at(fit, where, quantity)
+
+    def drift_with(picks: list[int]) -> float:
+        return drift.variance(frame.iloc[picks])
+
+    now = _spread(values, np.zeros((1, fit.n_draws)), drift_with([]))
+    per_flop = _greedy(values, run_ll, costs, k, budget, per_cost=True, drift=drift_with)
     spent = float(sum(costs[i] for i, _ in per_flop["picks"]))
-    budget_plain = budget if budget is not None else spent
-    plain = _greedy(
-        values, run_ll, costs, k, budget_plain, per_cost=False, drift=lambda p: drift.variance(frame.iloc[p])
-    )
+    plain = _greedy(values, run_ll, costs, k, budget if budget is not None else spent, per_cost=False, drift=drift_with)
     best = min((per_flop, plain), key=lambda plan: plan["var"])  # Leskovec et al. 2007: the better of the two
     rows, loglik = [], np.zeros((len(outcomes), fit.n_draws))
     for n, (i, gain) in enumerate(best["picks"], start=1):
         loglik = loglik + run_ll(i)
-        chosen = frame.iloc[[j for j, _ in best["picks"][:n]]]
         rows.append(
             frame.iloc[i].to_dict()
             | {"candidate": i, "cost": costs[i], "value_per_flop": gain / costs[i]}
-            | _spread(values, loglik, drift.variance(chosen))["row"]
+            | _spread(values, loglik, drift_with([j for j, _ in best["picks"][:n]]))["row"]
         )
     table = pd.DataFrame(rows)
     spent = float(table["cost"].sum()) if rows else 0.0
@@ -150,10 +150,10 @@ def _greedy(
     spent, first = 0.0, None
     for _ in range(k):
         gains = np.full(len(costs), -np.inf)
+        chosen = [p for p, _ in picks]
         for i in range(len(costs)):
-            if i in {p for p, _ in picks} or (budget is not None and spent + costs[i] > budget):
+            if i in chosen or (budget is not None and spent + costs[i] > budget):
                 continue
-            chosen = [p for p, _ in picks]
             gains[i] = current - _variance(values, loglik + run_ll(i)) - drift([*chosen, i])
         if first is None:
             first = gains.copy()
@@ -177,8 +177,12 @@ def _variance(values: np.ndarray, loglik: np.ndarray) -> float:
 
 
 # --- the target ------------------------------------------------------------------------------------------------
-def _target_draws(fit: Fit, target: Mapping[str, float], quantity: str, k: float) -> np.ndarray:
-    """Per posterior draw, the log of the target quantity: (S,)."""
+def _target_draws(
+    fit: Fit, target: Mapping[str, float], quantity: str, k: float
+) -> tuple[np.ndarray, pd.DataFrame | None]:
+    """Per posterior draw, the log of the target quantity (S,); and where the target lies, as checked inputs: the
+    point itself, or for a compute target the optimum's median allocation (None when the law takes inputs beyond N
+    and D, so that the optimum is not a full point)."""
     if not isinstance(target, Mapping) or not target:
         raise BayescaleError("target must be a point such as {'N': 7e10, 'D': 1.4e12} or a budget {'C': 1e24}")
     if quantity not in QUANTITIES:
@@ -187,10 +191,15 @@ def _target_draws(fit: Fit, target: Mapping[str, float], quantity: str, k: float
         if not {"N", "D"} <= set(fit.law.inputs):
             raise BayescaleError(f"a compute target needs a law of N and D; {fit.law.name!r} takes {fit.law.inputs}")
         draws = fit.allocate([float(target["C"])], flops_per_token_param=k).draws
-        return np.log(draws[quantity][:, 0])
+        try:
+            where = fit._inputs({"N": [float(np.median(draws["N"]))], "D": [float(np.median(draws["D"]))]})
+        except BayescaleError:
+            where = None
+        return np.log(draws[quantity][:, 0]), where
     if quantity != "loss":
         raise BayescaleError(f"quantity {quantity!r} needs a compute target {{'C': ...}}, not a point")
-    return np.log(_law_values(fit, fit._inputs({key: [float(v)] for key, v in target.items()}))[:, 0])
+    where = fit._inputs({key: [float(v)] for key, v in target.items()})
+    return np.log(_law_values(fit, where)[:, 0]), where
 
 
 def _law_values(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
@@ -324,16 +333,10 @@ class _Drift:
     point: pd.DataFrame | None
 
     @classmethod
-    def at(cls, fit: Fit, target: Mapping[str, float], quantity: str, k: float) -> _Drift:
-        if quantity != "loss" or not _discrepancy.is_active(fit.meta.get("discrepancy", 0.0)):
-            return cls(fit, None)
-        if set(target) == {"C"}:  # the optimum's median allocation
-            draws = fit.allocate([float(target["C"])], flops_per_token_param=k).draws
-            target = {"N": float(np.median(draws["N"])), "D": float(np.median(draws["D"]))}
-        try:
-            return cls(fit, fit._inputs({key: [float(v)] for key, v in target.items()}))
-        except BayescaleError:  # a law with inputs beyond N and D: its optimum is not a full point
-            return cls(fit, None)
+    def at(cls, fit: Fit, where: pd.DataFrame | None, quantity: str) -> _Drift:
+        """The drift at the target's inputs `where` (from `_target_draws`); none for quantities other than the loss."""
+        active = quantity == "loss" and _discrepancy.is_active(fit.meta.get("discrepancy", 0.0))
+        return cls(fit, where if active else None)
 
     def variance(self, runs: pd.DataFrame) -> float:
         """The drift's variance at the target with `runs` (role-named, the law's inputs) added to the fitted ones."""
@@ -391,7 +394,7 @@ def replay(
 
 
 def _compute(runs: pd.DataFrame) -> np.ndarray:
-    return runs["C"].to_numpy(float) if "C" in runs else 6.0 * runs["N"].to_numpy(float) * runs["D"].to_numpy(float)
+    return _costs(runs, "C" if "C" in runs else None, 6.0)
 
 
 def _about(pool: pd.DataFrame, spend: float, order: np.ndarray) -> pd.DataFrame:

@@ -26,7 +26,7 @@ def test_suggested_batch_beats_random_batches_of_the_same_cost(small_sweep_fit):
     widths = plan.table["expected_width90"].to_numpy()
     assert widths[-1] < plan.width_now and np.all(np.diff(widths) <= 1e-9), (plan.width_now, widths)
     spent = plan.table["cost"].sum()
-    values = design._target_draws(fit, TARGET, "loss", 6.0)
+    values, _ = design._target_draws(fit, TARGET, "loss", 6.0)
     pool = plan.candidates
     rng = np.random.default_rng(1)
     random_widths = []
