@@ -282,13 +282,13 @@ def held_out(
     log_mean: np.ndarray, sigma: np.ndarray, likelihood: str, nu: float, d: np.ndarray, y: np.ndarray, points: Any
 ) -> HeldOut:
     """A task's held-out runs as the objective reads them: per grid point a Gaussian band around the draws' mean of
-    the law's log-prediction `log_mean` (S, n), with the draws' spread, the run noise `sigma` (S,) (Student-t's 90%
+    the law's log-prediction `log_mean` (S, n), with the draws' spread, the run noise `sigma` (S,) or (S, n) (Student-t's 90%
     quantile kept) and the shift's variance s^2 g^2 + b^2 r^2 at distances `d`; `y` the runs' observed targets."""
     from scipy import stats
     from scipy.special import ndtr
 
     tail = stats.t.ppf(0.95, nu) / stats.norm.ppf(0.95) if likelihood == "student_t" else 1.0
-    base = log_mean.var(axis=0) + np.mean((sigma * tail) ** 2)
+    base = log_mean.var(axis=0) + np.mean((sigma * tail) ** 2, axis=0)
     sd = np.sqrt(base[:, None] + _extra_variance(d, points))  # (n, G)
     mass = (2 * ndtr(HALF_WIDTHS[None, None, :] / sd[:, :, None]) - 1).astype(np.float32)
     miss = np.abs(np.log(np.asarray(y, float)) - log_mean.mean(axis=0))
@@ -535,7 +535,7 @@ def _cut_evidence(
     y = np.log(heldout[law.target].to_numpy(dtype=float))
     d = distance(law, frontier(law, frame[inner]), heldout)
     g, r = _axes_of(d, points)
-    noise = source.fit.noise_sd()
+    noise = source.fit.noise_sd(heldout)
     sums, miss = _residual_sums(source.fit, heldout, y, g, r, log_w)
     loglik = _evidence(sums, noise, g, r, points, log_w)
     extra = {}

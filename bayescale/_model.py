@@ -95,6 +95,8 @@ def data_arrays(spec: ModelSpec, data: ScalingData) -> dict[str, np.ndarray]:
     columns = {c: data[c] for c in (*law.inputs, law.target)}
     out = {f"x_{name}": np.asarray(columns[name], dtype=float) for name in law.inputs}
     out["log_y"] = np.log(np.asarray(columns[law.target], dtype=float))
+    if law.noise_power is not None:  # the level at which the noise scale is sigma itself
+        out["log_y_ref"] = np.asarray(noise_reference(out["log_y"]))
     for name, value in law.resolve_constants(columns).items():
         out[f"c_{name}"] = np.asarray(value, dtype=float)
     if spec.groups:
@@ -108,6 +110,11 @@ def data_arrays(spec: ModelSpec, data: ScalingData) -> dict[str, np.ndarray]:
         out["walk_w"] = _walk.weights(pos, lo, hi)
         out["walk_step"] = np.asarray((hi - lo) / (_walk.KNOTS - 1))
     return out
+
+
+def noise_reference(log_y: np.ndarray) -> float:
+    """The log-target level at which a law with a noise power has noise scale sigma: the fitted runs' mean."""
+    return float(np.mean(log_y))
 
 
 def _rv(name: str, prior: Prior, constants: Mapping[str, pt.TensorVariable], **kw) -> pt.TensorVariable:
@@ -171,6 +178,9 @@ def build(spec: ModelSpec, arrays: Mapping[str, np.ndarray]) -> pm.Model:
                 params[name] = _pooled(param, consts, centred=spec.pooling == "centred")[idx]
         sigma = _rv("sigma", law.sigma_prior, consts)
         mu = pt.log(law.mean(params, inputs, consts, backend="pytensor"))
+        if law.noise_power is not None:  # noise in log units shrinks where the law's value is larger
+            power = _rv("noise_power", law.noise_power, consts)
+            sigma = sigma * pt.exp(-power * (mu - pm.Data("log_y_ref", arrays["log_y_ref"])))
         if spec.walk:  # Brownian motion on the knot grid, anchored at the smallest compute
             tau = pm.HalfNormal("walk_tau", sigma=_walk.TAU_PRIOR)
             steps = pm.Normal("walk_z", 0.0, 1.0, shape=_walk.KNOTS - 1)

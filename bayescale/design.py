@@ -98,11 +98,11 @@ def suggest(
     frame = _candidates(fit, candidates, budget, flops_per_token_param)
     costs = _costs(frame, cost, flops_per_token_param)
     log_mean = np.log(_law_values(fit, frame))  # (S, m)
-    sigma = fit.draws("sigma")
+    sigma = fit._run_sigma(log_mean)
     outcomes = _simulate(fit, log_mean, sigma, rng)  # (J, m): each outcome j from one posterior draw
 
     def run_ll(i: int) -> np.ndarray:
-        return _loglik_of(fit, outcomes[:, i], log_mean[:, i], sigma)
+        return _loglik_of(fit, outcomes[:, i], log_mean[:, i], sigma[:, i])
 
     drift = _Drift.at(fit, where, quantity)
 
@@ -278,13 +278,14 @@ def _costs(frame: pd.DataFrame, cost: str | Callable | None, k: float) -> np.nda
 
 
 def _simulate(fit: Fit, log_mean: np.ndarray, sigma: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """N_OUTCOMES joint outcomes (log target) of every candidate, each from one posterior draw with its noise."""
+    """N_OUTCOMES joint outcomes (log target) of every candidate, each from one posterior draw with its noise
+    (`sigma` (S, m): each draw's noise scale at each candidate)."""
     pick = rng.integers(0, len(sigma), N_OUTCOMES)
     if fit.spec.likelihood == "student_t":
         eps = rng.standard_t(fit.spec.nu, (N_OUTCOMES, log_mean.shape[1]))
     else:
         eps = rng.standard_normal((N_OUTCOMES, log_mean.shape[1]))
-    return log_mean[pick] + sigma[pick, None] * eps
+    return log_mean[pick] + sigma[pick] * eps
 
 
 def _loglik_of(fit: Fit, y: np.ndarray, log_mean: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -317,9 +318,9 @@ def expected_after(
     the extrapolation drift at the target's distance from the data with the runs in."""
     frame = fit._inputs(runs)
     log_mean = np.log(_law_values(fit, frame))
-    sigma = fit.draws("sigma")
+    sigma = fit._run_sigma(log_mean)
     outcomes = _simulate(fit, log_mean, sigma, rng)
-    loglik = sum(_loglik_of(fit, outcomes[:, i], log_mean[:, i], sigma) for i in range(len(frame)))
+    loglik = sum(_loglik_of(fit, outcomes[:, i], log_mean[:, i], sigma[:, i]) for i in range(len(frame)))
     return _spread(values, loglik, drift.variance(frame) if drift is not None else 0.0)["row"]
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale import _discrepancy, _walk, diagnostics
-from bayescale._model import Likelihood, Mode, ModelSpec, data_arrays, make_spec
+from bayescale._model import Likelihood, Mode, ModelSpec, data_arrays, make_spec, noise_reference
 from bayescale._progress import Phases
 from bayescale.data import GROUP, WEIGHT, ScalingData, as_frame
 from bayescale.errors import BayescaleError, FitFileError
@@ -90,7 +90,8 @@ class Fit:
         """The law's parameters, its derived quantities and the noise scale, as summarised."""
         pooled = [f"{p}_{s}" for p, m in self.spec.modes if m == "pooled" for s in ("mu", "tau")]
         walk = ["walk_tau"] if self.spec.walk else []
-        return [*self.law.params, *pooled, *(n for n, _ in self.law.derived), "sigma", *walk]
+        power = ["noise_power"] if self.law.noise_power is not None else []
+        return [*self.law.params, *pooled, *(n for n, _ in self.law.derived), "sigma", *power, *walk]
 
     def _param_draws(self, frame: pd.DataFrame, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Each parameter's draws shaped to broadcast against n rows: (S, 1) shared, (S, n) per group."""
@@ -176,9 +177,26 @@ class Fit:
         frame = new if isinstance(new, pd.DataFrame) else self._inputs(new)
         return _discrepancy.distance(self.law, self.meta.get("frontier", {}), frame)
 
-    def noise_sd(self) -> np.ndarray:
-        """Per draw, the sd of a Gaussian with the run noise's interquartile range (log target): (S,)."""
-        return self.draws("sigma") * _discrepancy.noise_factor(self.spec.likelihood, self.spec.nu)
+    def noise_sd(self, frame: pd.DataFrame | None = None) -> np.ndarray:
+        """Per draw, the sd of a Gaussian with the run noise's interquartile range (log target): (S,). For a law
+        whose noise scales with its level ([noise] power), at the fitted runs' mean level, or the rms over the
+        rows of `frame`."""
+        factor = _discrepancy.noise_factor(self.spec.likelihood, self.spec.nu)
+        if self.law.noise_power is None or frame is None:
+            return self.draws("sigma") * factor
+        sigma = self._run_sigma(np.log(self._mean(frame, {}, 0, drift=False)))
+        return np.sqrt(np.mean(sigma**2, axis=1)) * factor
+
+    def _run_sigma(self, log_mean: np.ndarray) -> np.ndarray:
+        """The noise scale of each row's log target given the law's log-value per draw `log_mean` (S*k, n): sigma,
+        times exp(-power (log_mean - reference)) where the law declares a [noise] power; rows cycle the draws."""
+        k = log_mean.shape[0] // self.n_draws
+        sigma = np.tile(self.draws("sigma"), k)[:, None]
+        if self.law.noise_power is None:
+            return np.broadcast_to(sigma, log_mean.shape)
+        power = np.tile(self.draws("noise_power"), k)[:, None]
+        reference = noise_reference(np.log(self.data.frame[self.law.target].to_numpy(dtype=float)))
+        return sigma * np.exp(-power * (log_mean - reference))
 
     def loglik_at(self, frame: pd.DataFrame) -> np.ndarray:
         """Pointwise log density of each row's log-target under each draw of the law alone: (S, n)."""
@@ -188,9 +206,9 @@ class Fit:
         """Log density of each row's log-target given the law's value per draw `mean` (S*k, n): (S*k, n).
 
         `mean` may stack k copies of the posterior (rows cycle through the draws k times)."""
-        sigma = np.tile(self.draws("sigma"), mean.shape[0] // self.n_draws)[:, None]
+        log_mean = np.log(mean)
         log_y = np.log(frame[self.law.target].to_numpy(dtype=float))[None, :]
-        return log_density(log_y, np.log(mean), sigma, self.spec)
+        return log_density(log_y, log_mean, self._run_sigma(log_mean), self.spec)
 
     def _upstream_draws(self, new: Any, from_fit: Fit, seed: int) -> dict[str, np.ndarray]:
         name = from_fit.law.target
@@ -216,7 +234,7 @@ class Fit:
 
     def _add_noise(self, mean: np.ndarray, seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)
-        sigma = self.draws("sigma")[:, None]
+        sigma = self._run_sigma(np.log(mean))
         if self.spec.likelihood == "student_t":
             eps = rng.standard_t(self.spec.nu, mean.shape)
         else:
@@ -289,7 +307,9 @@ class Fit:
         if name in derived:
             return f"derived, paper's units: {derived[name].source}"
         if name == "sigma":
-            return "run noise (sd of log target)"
+            return "run noise (sd of log target)" + (" at the runs' mean level" if self.law.noise_power else "")
+        if name == "noise_power":
+            return "run noise (log units) scales as target^-power"
         if name.endswith(("_mu", "_tau")) and name.rsplit("_", 1)[0] in self.law.params:
             return "population " + ("centre" if name.endswith("_mu") else "spread") + " of a pooled parameter"
         if name == "walk_tau":

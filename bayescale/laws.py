@@ -85,6 +85,8 @@ class Law:
     params: Mapping[str, Param]
     published: Mapping[str, float]
     sigma_prior: Prior
+    # [noise] power: run noise (sd of log target) that scales as target^-power, e.g. accuracy's; None = constant
+    noise_power: Prior | None = None
     design: Mapping[str, Any] = field(default_factory=dict)
     optimum: Formula | None = None  # closed-form N*(C, k), when the law has one
     sampling: Mapping[str, Any] = field(default_factory=dict)  # sampler defaults this law needs, e.g. tune
@@ -366,6 +368,10 @@ def _from_spec(spec: Mapping[str, Any], path: str, source: str) -> Law:
             raise _fail(path, f"published.{key}", f"must be a number, got {value!r}")
     noise = spec.get("noise", {})
     sigma_prior = _prior(noise.get("sigma", DEFAULT_SIGMA_PRIOR), path, "noise.sigma", constants)
+    noise_power = _prior(noise["power"], path, "noise.power", constants) if "power" in noise else None
+    unknown = set(noise) - {"sigma", "power"}
+    if unknown:
+        raise _fail(path, "noise", f"unknown keys {sorted(unknown)} (known: sigma, power)")
     return Law(
         name=str(spec["name"]),
         title=str(spec.get("title", spec["name"])),
@@ -379,6 +385,7 @@ def _from_spec(spec: Mapping[str, Any], path: str, source: str) -> Law:
         params=params,
         published=dict(published),
         sigma_prior=sigma_prior,
+        noise_power=noise_power,
         source=source,
         path=path,
         notes=str(spec.get("notes", "")),

@@ -85,7 +85,8 @@ def run_task(task: Task, index: int, **sampling: Any) -> dict[str, Any]:
     out["cut_info"] = [{k: v for k, v in f.items() if k not in ("raw", "loglik")} for f in found]
     test = fitted._inputs(task.test).assign(**{law.target: task.test[law.target].to_numpy()})
     y = test[law.target].to_numpy(dtype=float)
-    out |= {"y": y, "mean": fitted._mean(test, {}, 0, drift=False), "sigma": fitted.draws("sigma")}
+    mean = fitted._mean(test, {}, 0, drift=False)
+    out |= {"y": y, "mean": mean, "sigma": fitted._run_sigma(np.log(mean))[:, : 1 if law.noise_power is None else None]}
     out |= {"nu": fitted.spec.nu, "likelihood": fitted.spec.likelihood, "d": fitted.distance(test)}
     out |= {"d_compute": _compute_distance(fitted, test), "noise_sd": fitted.noise_sd()}
     out["diagnostics"] = {k: fitted.diagnostics.get(k) for k in ("divergences", "max_rhat", "min_ess_bulk")}
@@ -233,7 +234,7 @@ def _draws_for(r: dict[str, Any], setting: Any, d: np.ndarray, seed: int = 1) ->
     S = r["mean"].shape[0]
     shift = _discrepancy.shift_draws(setting, d, S, seed) if _discrepancy.is_active(setting) else 0.0
     log_mean = np.log(r["mean"]) + shift
-    sigma = r["sigma"][:, None]
+    sigma = r["sigma"] if r["sigma"].ndim == 2 else r["sigma"][:, None]  # (S, n) or (S, 1)
     rng = np.random.default_rng(seed)
     if r["likelihood"] == "student_t":
         eps = rng.standard_t(r["nu"], log_mean.shape)
@@ -392,7 +393,9 @@ def main() -> None:
     chosen = [f for f in args.families.split(",") if f] or None
     k, n = map(int, args.shard.split("/"))
     results = []
-    for i, task in enumerate(tasks(families=chosen)):
+    for i, task in enumerate(tasks()):  # i: the task's place in the whole corpus (which tasks run the walk)
+        if chosen and task.family not in chosen:
+            continue
         path = CACHE / (task.name.replace("/", "__") + ".pkl")
         if (args.report and not path.exists()) or i % n != k:
             continue
