@@ -317,8 +317,15 @@ def suggest_cmd(
     k: Annotated[int, typer.Option("-k", help="How many runs to suggest.")] = 4,
     budget: Annotated[float | None, typer.Option(help="Most FLOPs to spend on the suggested runs in all.")] = None,
     quantity: Annotated[
-        str, typer.Option(help="With a budget target: loss, N, D or tokens_per_param at the optimum.")
+        str,
+        typer.Option(
+            help="With a budget target: loss, N, D or tokens_per_param at the optimum; or crossover (with --against: "
+            "the first budget up to C where the two fits' optimal losses cross)."
+        ),
     ] = "loss",
+    against: Annotated[
+        Path | None, typer.Option(help="With --quantity crossover: the other family's saved fit (.nc).")
+    ] = None,
     candidates: Annotated[Path | None, typer.Option(help="CSV of runs you could train (default: a grid).")] = None,
     cost: Annotated[str | None, typer.Option(help="Column of the candidates CSV holding each run's cost.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed of the simulated outcomes.")] = 0,
@@ -335,7 +342,10 @@ def suggest_cmd(
     except ValueError:
         raise BayescaleError(f"--target expects ROLE=NUMBER pairs, got {target!r}") from None
     table = pd.read_csv(candidates) if candidates else None
-    plan = result.suggest(where, candidates=table, k=k, budget=budget, quantity=quantity, cost=cost, seed=seed)
+    other = bs.load(against) if against is not None else None
+    plan = result.suggest(
+        where, candidates=table, k=k, budget=budget, quantity=quantity, cost=cost, seed=seed, against=other
+    )
     _emit(plan.table, f"next runs for {plan.target} (90% width now {plan.width_now:.4g})", fmt)
     if fmt is Format.table:
         base = plan.baseline

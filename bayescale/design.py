@@ -30,7 +30,9 @@ from bayescale.laws import law as get_law
 if TYPE_CHECKING:
     from bayescale.fit import Fit
 
-QUANTITIES = ("loss", "N", "D", "tokens_per_param")
+QUANTITIES = ("loss", "N", "D", "tokens_per_param", "crossover")
+CROSSOVER_GRID = 48  # budgets on which a crossover target's first crossing is located (log-spaced)
+MIN_CROSSING = 0.1  # a crossover target needs at least this share of draws to cross in the range
 N_OUTCOMES = 64  # simulated outcomes per evaluation (common random numbers across candidates)
 
 
@@ -85,15 +87,26 @@ def suggest(
     cost: str | Callable[[pd.DataFrame], np.ndarray] | None = None,
     flops_per_token_param: float = 6.0,
     seed: int = 0,
+    against: Fit | None = None,
 ) -> Suggestion:
     """Choose up to `k` runs from `candidates` (default: an IsoFLOP-style grid beyond the data, for laws of N
     and D) that most narrow the target per FLOP, within `budget` FLOPs in all if given.
 
     `target`: a point, e.g. {"N": 7e10, "D": 1.4e12} (the law's value there), or a compute budget {"C": 1e24}
-    with `quantity` "loss" (at the compute optimum), "N", "D" or "tokens_per_param" (of the optimum). `cost`:
-    a candidates column or a function of the candidates frame; default k N D FLOPs."""
+    with `quantity` "loss" (at the compute optimum), "N", "D" or "tokens_per_param" (of the optimum), or
+    "crossover" with another fit `against` (e.g. another architecture): the first budget up to target["C"] where
+    the two compute-optimal losses cross (the runs are for this fit; draws that do not cross count as crossing at
+    target["C"], censored). `cost`: a candidates column or a function of the candidates frame; default k N D FLOPs.
+    """
     rng = np.random.default_rng(seed)
-    values, where = _target_draws(fit, target, quantity, flops_per_token_param)
+    if quantity == "crossover":
+        values, where = _crossover_draws(fit, against, target, flops_per_token_param, seed)
+    elif against is not None:
+        raise BayescaleError(
+            f"against= is for quantity='crossover' (the budget where two fits cross), not {quantity!r}"
+        )
+    else:
+        values, where = _target_draws(fit, target, quantity, flops_per_token_param)
     label = _describe(target, quantity)
     frame = _candidates(fit, candidates, budget, flops_per_token_param)
     costs = _costs(frame, cost, flops_per_token_param)
@@ -202,6 +215,36 @@ def _target_draws(
     return np.log(_law_values(fit, where)[:, 0]), where
 
 
+def _crossover_draws(
+    fit: Fit, against: Fit | None, target: Mapping[str, float], k: float, seed: int
+) -> tuple[np.ndarray, None]:
+    """Per posterior draw of `fit`, the log of the first budget where its compute-optimal loss crosses that of
+    `against` (a draw of it paired at random), on a log grid from the smallest fitted compute of either fit up to
+    target["C"]; draws that do not cross there count as crossing at target["C"]."""
+    from bayescale.crossover import _first_crossing
+
+    if against is None:
+        raise BayescaleError("quantity='crossover' needs the other fit: suggest(..., against=other_fit)")
+    if not isinstance(target, Mapping) or set(target) != {"C"} or not float(target["C"]) > 0:
+        raise BayescaleError("a crossover target is the largest budget to look at, e.g. {'C': 1e25}")
+    smallest = min(float(np.min(_costs(f.data.frame, None, k))) for f in (fit, against))
+    top = float(target["C"])
+    if top <= smallest:
+        raise BayescaleError(f"target C = {top:.3g} is not above the smallest fitted compute ({smallest:.3g})")
+    grid = np.geomspace(smallest, top, CROSSOVER_GRID)
+    loss = fit.allocate(grid, flops_per_token_param=k).draws["loss"]
+    other = against.allocate(grid, flops_per_token_param=k).draws["loss"]
+    other = other[np.random.default_rng(seed).integers(0, len(other), len(loss))]  # paired at random
+    first = _first_crossing(loss - other, grid)
+    share = float(np.isfinite(first).mean())
+    if share < MIN_CROSSING:
+        raise BayescaleError(
+            f"only {share:.0%} of the draws cross below C = {top:.3g}: no crossover to narrow there (raise target C, "
+            "or look at bayescale.crossover)"
+        )
+    return np.log(np.where(np.isfinite(first), first, top)), None
+
+
 def _law_values(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
     """The law's value per draw at checked inputs (S, n), without the extrapolation drift: runs teach the law's
     parameters, which is what the simulated outcomes reweight."""
@@ -210,6 +253,8 @@ def _law_values(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
 
 def _describe(target: Mapping[str, float], quantity: str) -> str:
     where = ", ".join(f"{key}={v:.3g}" for key, v in target.items())
+    if quantity == "crossover":
+        return f"the crossover budget (up to C={float(target['C']):.3g})"
     return f"{quantity} at the optimum for {where}" if set(target) == {"C"} else f"the law's value at {where}"
 
 

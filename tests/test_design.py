@@ -1,5 +1,7 @@
 """Planning the next runs: suggested batches beat random ones, bad requests are named, update = fresh fit."""
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -112,3 +114,58 @@ def test_the_drift_at_the_target_counts_and_shrinks_with_runs_near_it(small_swee
     assert drifted.width_now > 1.5 * plain.width_now, (drifted.width_now, plain.width_now)
     after = drifted.table["expected_width90"].iloc[0]
     assert after == pytest.approx(plain.table["expected_width90"].iloc[0], rel=1e-6)
+
+
+@pytest.fixture(scope="module")
+def two_families():
+    """Family a (40 runs) and family b (120 runs, better at small compute, higher floor): they cross near 1.5e21."""
+    fam_a = chinchilla_runs(n=40, noise=0.005, seed=11)
+    fam_b = chinchilla_runs(n=120, noise=0.005, seed=12, params={"E": 1.9, "a": -1.6, "b": -1.4})
+    return tuple(bs.fit("chinchilla", fam, seed=0, discrepancy=0.0, **FAST) for fam in (fam_a, fam_b))
+
+
+def test_a_crossover_target_is_narrowed_better_than_by_random_batches(two_families):
+    """The runs suggested for the crossover budget beat random batches of the same cost on its expected width."""
+    fit_a, fit_b = two_families
+    target = {"C": 1e25}
+    plan = fit_a.suggest(target, quantity="crossover", against=fit_b, k=3, seed=0)
+    widths = plan.table["expected_width90"].to_numpy()
+    assert "crossover budget" in plan.target and len(widths) == 3
+    assert widths[-1] < plan.width_now and np.all(np.diff(widths) <= 1e-9), (plan.width_now, widths)
+    values, where = design._crossover_draws(fit_a, fit_b, target, 6.0, 0)
+    assert where is None and 1e20 < np.exp(np.median(values)) < 1e23
+    spent, pool, rng = plan.table["cost"].sum(), plan.candidates, np.random.default_rng(1)
+    random_widths = []
+    for _ in range(8):
+        take, total = [], 0.0
+        for i in rng.permutation(len(pool)):
+            if total + pool["cost"].iloc[i] <= spent:
+                take.append(i)
+                total += pool["cost"].iloc[i]
+        runs = pool.iloc[take][["N", "D"]]
+        random_widths.append(design.expected_after(fit_a, values, runs, np.random.default_rng(0))["expected_width90"])
+    assert widths[-1] < np.median(random_widths), (widths[-1], random_widths)
+
+
+def test_bad_crossover_requests_are_named(two_families):
+    fit_a, fit_b = two_families
+    with pytest.raises(bs.BayescaleError, match="needs the other fit"):
+        fit_a.suggest({"C": 1e25}, quantity="crossover")
+    with pytest.raises(bs.BayescaleError, match="against= is for quantity='crossover'"):
+        fit_a.suggest({"C": 1e25}, against=fit_b)
+    with pytest.raises(bs.BayescaleError, match="the largest budget to look at"):
+        fit_a.suggest({"N": 1e9, "D": 1e10}, quantity="crossover", against=fit_b)
+    with pytest.raises(bs.BayescaleError, match="of the draws cross below C"):
+        fit_a.suggest({"C": 1e19}, quantity="crossover", against=fit_b)
+
+
+def test_the_cli_suggests_runs_for_a_crossover(two_families, tmp_path):
+    """`bayescale suggest a.nc --quantity crossover --against b.nc` prints the plan for the crossover budget."""
+    from tests.test_cli import cli_here
+
+    paths = [fit.save(tmp_path / f"{name}.nc") for name, fit in zip("ab", two_families, strict=True)]
+    args = ("suggest", str(paths[0]), "--target", "C=1e25", "--quantity", "crossover", "-k", "1", "-f", "csv")
+    out = cli_here(*args, "--against", str(paths[1]))
+    assert out.returncode == 0, out.stdout
+    table = pd.read_csv(io.StringIO(out.stdout))
+    assert len(table) == 1 and {"N", "D", "cost", "expected_width90"} <= set(table.columns)
