@@ -33,8 +33,8 @@ def simulate(
 ) -> ScalingData:
     """Runs at the given inputs with target = law × exp(noise · eps), eps standard normal or Student-t(nu).
 
-    The noise is multiplicative, as in the fits; `likelihood="student_t"` simulates the default fitting
-    model exactly (heavy-tailed run-to-run scatter)."""
+    The noise is multiplicative, as in the fits (a law's [noise] power is not simulated: its runs get power 0);
+    `likelihood="student_t"` simulates the default fitting model exactly (heavy-tailed run-to-run scatter)."""
     the_law = get_law(law)
     columns = {k: np.asarray(v, dtype=float) for k, v in inputs.items()}
     placeholder = {**columns, the_law.target: np.ones(1)}  # target statistics only shape priors, never the mean
