@@ -196,7 +196,10 @@ def main() -> None:
             + saving.to_markdown(floatfmt=".2f"),
         ]
     )
-    (HERE / "results" / "design.md").write_text(text + "\n")
+    path = HERE / "results" / "design.md"
+    old = path.read_text() if path.exists() else ""
+    replay = old[old.index("## Replay on real sweeps") :] if "## Replay on real sweeps" in old else ""
+    path.write_text(text + "\n" + ("\n" + replay if replay else ""))  # the replay section is kept
     print(text)
 
 
