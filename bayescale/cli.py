@@ -319,8 +319,9 @@ def suggest_cmd(
     quantity: Annotated[
         str,
         typer.Option(
-            help="With a budget target: loss, N, D or tokens_per_param at the optimum; or crossover (with --against: "
-            "the first budget up to C where the two fits' optimal losses cross)."
+            help="With a budget target: loss, N, D or tokens_per_param at the optimum; drift (the learned "
+            "extrapolation error at the target); or crossover (with --against: the first budget up to C where the "
+            "two fits' optimal losses cross)."
         ),
     ] = "loss",
     against: Annotated[

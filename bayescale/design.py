@@ -30,9 +30,11 @@ from bayescale.laws import law as get_law
 if TYPE_CHECKING:
     from bayescale.fit import Fit
 
-QUANTITIES = ("loss", "N", "D", "tokens_per_param", "crossover")
+QUANTITIES = ("loss", "N", "D", "tokens_per_param", "crossover", "drift")
 CROSSOVER_GRID = 48  # budgets on which a crossover target's first crossing is located (log-spaced)
 MIN_CROSSING = 0.1  # a crossover target needs at least this share of draws to cross in the range
+DRIFT_DRAWS = 256  # posterior draws (a random subset) a drift target's simulated evidence is averaged over
+DRIFT_OUTCOMES = 32  # simulated joint outcomes of the candidates for a drift target
 N_OUTCOMES = 64  # simulated outcomes per evaluation (common random numbers across candidates)
 
 
@@ -94,11 +96,15 @@ def suggest(
 
     `target`: a point, e.g. {"N": 7e10, "D": 1.4e12} (the law's value there), or a compute budget {"C": 1e24}
     with `quantity` "loss" (at the compute optimum), "N", "D" or "tokens_per_param" (of the optimum), or
+    "drift" (how far the law may drift at the target: the learned extrapolation error's rms shift at the target's
+    distance beyond the data, which runs beyond the data's frontier teach), or
     "crossover" with another fit `against` (e.g. another architecture): the first budget up to target["C"] where
     the two compute-optimal losses cross (the runs are for this fit; draws that do not cross count as crossing at
     target["C"], censored). `cost`: a candidates column or a function of the candidates frame; default k N D FLOPs.
     """
     rng = np.random.default_rng(seed)
+    if quantity == "drift":
+        return _suggest_for_drift(fit, target, candidates, k, budget, cost, flops_per_token_param, rng)
     if quantity == "crossover":
         values, where = _crossover_draws(fit, against, target, flops_per_token_param, seed)
     elif against is not None:
@@ -392,6 +398,126 @@ class _Drift:
         frame = pd.concat([self.fit.data.frame[inputs], runs[inputs]], ignore_index=True)
         d = float(_discrepancy.distance(law, _discrepancy.frontier(law, frame), self.point)[0])
         return _discrepancy.spread_at(self.fit.meta["discrepancy"], d) ** 2
+
+
+# --- the extrapolation drift as the target --------------------------------------------------------------------------
+@dataclass
+class _DriftEvidence:
+    """What a drift target's simulation needs: the learned grid (its points with weight, their prior weights), each
+    grid point's log rms shift at the target, and the drift's leave-future-out evidence machinery for new runs."""
+
+    fit: Fit
+    points: dict[str, Any]
+    prior: np.ndarray  # (G,) the fit's grid weights
+    values: np.ndarray  # (G,) log rms shift at the target per grid point
+    draws: np.ndarray  # subset of posterior draws the evidence averages over
+    noise: np.ndarray  # (s,) their noise sd
+
+    @classmethod
+    def of(cls, fit: Fit, where: pd.DataFrame | None, rng: np.random.Generator) -> _DriftEvidence:
+        setting = fit.meta.get("discrepancy", 0.0)
+        if not isinstance(setting, dict) or setting.get("fixed") or "weights" not in setting:
+            raise BayescaleError(
+                "quantity='drift' needs a fit that learned its extrapolation error (discrepancy='auto', the default)"
+            )
+        if where is None:
+            raise BayescaleError("quantity='drift' needs a target point, or a budget of a law of N and D only")
+        d = float(fit.distance(where)[0])
+        if d <= 0:
+            raise BayescaleError("the target lies inside the fitted runs: no extrapolation drift to learn there")
+        weights = np.asarray(setting["weights"], float)
+        keep = weights > weights.max() * 1e-8
+        points = {key: np.asarray(setting[key], float)[keep] for key in _discrepancy.GRID_KEYS}
+        points["growth"] = _discrepancy.growth_of(setting)
+        g, r = _discrepancy._axes_of(np.array([d]), points)
+        spread = np.sqrt((points["means"] ** 2 + points["scales"] ** 2) * g[0] ** 2 + (points["offsets"] * r[0]) ** 2)
+        draws = rng.choice(fit.n_draws, min(DRIFT_DRAWS, fit.n_draws), replace=False)
+        noise = fit.noise_sd()[draws]
+        return cls(fit, points, weights[keep] / weights[keep].sum(), np.log(spread + 1e-4), draws, noise)
+
+    def outcomes(self, frame: pd.DataFrame, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """DRIFT_OUTCOMES joint outcomes of the runs in `frame`, as residuals from each kept draw's law value
+        (J, s, m), each from one grid point, one draw, one shared slope and offset and the run noise; and the runs'
+        distances beyond the data (m,)."""
+        log_mean = np.log(_law_values(self.fit, frame))[self.draws]
+        d = self.fit.distance(frame)
+        g, r = _discrepancy._axes_of(d, self.points)
+        p = self.points
+        out = np.empty((DRIFT_OUTCOMES, *log_mean.shape))
+        for j in range(DRIFT_OUTCOMES):
+            k, s = rng.choice(len(self.prior), p=self.prior), rng.integers(0, len(self.draws))
+            z1, z2 = rng.standard_normal(2)
+            shift = (p["means"][k] + p["scales"][k] * z1) * g + p["offsets"][k] * z2 * r
+            y = log_mean[s] + shift + self.noise[s] * rng.standard_normal(len(d))
+            out[j] = y[None, :] - log_mean
+        return out, d
+
+    def spread(self, residuals: np.ndarray, d: np.ndarray, picks: list[int]) -> dict[str, float]:
+        """The target's expected variance and 90% relative width over the outcomes once the runs `picks` are in."""
+        if not picks:
+            weights = np.tile(self.prior, (len(residuals), 1))
+        else:
+            ev = np.array(
+                [_discrepancy.joint_evidence(res[:, picks], self.noise, d[picks], self.points) for res in residuals]
+            )
+            logw = np.log(self.prior)[None, :] + ev
+            weights = np.exp(logw - logw.max(axis=1, keepdims=True))
+            weights /= weights.sum(axis=1, keepdims=True)
+        var = float(np.mean(weights @ self.values**2 - (weights @ self.values) ** 2))
+        width = float(np.mean([_weighted_width(self.values, w) for w in weights]))
+        return {"expected_width90": width, "expected_var": var}
+
+
+def _suggest_for_drift(
+    fit: Fit,
+    target: Mapping[str, float],
+    candidates: pd.DataFrame | None,
+    k: int,
+    budget: float | None,
+    cost: str | Callable | None,
+    kflops: float,
+    rng: np.random.Generator,
+) -> Suggestion:
+    """suggest() for the drift target: greedy per FLOP on the drift's expected variance at the target, each
+    candidate's value from the leave-future-out evidence its simulated outcome would give (runs inside the data
+    give none)."""
+    _, where = _target_draws(fit, target, "loss", kflops)
+    evidence = _DriftEvidence.of(fit, where, rng)
+    frame = _candidates(fit, candidates, budget, kflops)
+    costs = _costs(frame, cost, kflops)
+    residuals, d = evidence.outcomes(frame, rng)
+    now = evidence.spread(residuals, d, [])
+    picks: list[int] = []
+    current, spent, first, rows = now["expected_var"], 0.0, None, []
+    for _ in range(k):
+        gains = np.full(len(frame), -np.inf)
+        for i in range(len(frame)):
+            if i in picks or (budget is not None and spent + costs[i] > budget):
+                continue
+            gains[i] = current - evidence.spread(residuals, d, [*picks, i])["expected_var"]
+        first = gains.copy() if first is None else first
+        useful = gains > 1e-9 * current  # runs inside the data teach the drift nothing (up to rounding)
+        if not useful.any():
+            break
+        i = int(np.argmax(np.where(useful, gains / costs, -np.inf)))
+        picks.append(i)
+        spent += costs[i]
+        after = evidence.spread(residuals, d, picks)
+        current = after["expected_var"]
+        rows.append(frame.iloc[i].to_dict() | {"candidate": i, "cost": costs[i], "value_per_flop": gains[i] / costs[i]})
+        rows[-1] |= after | {"distance": d[i]}
+    baseline = {"C": float("nan"), "expected_width90": float("nan")}
+    if {"N", "D"} <= set(fit.law.inputs) and spent > 0:
+        grid = fit._inputs(isoflop_grid(fit, spent / ISOFLOP_POINTS, ISOFLOP_POINTS, kflops))
+        grid_res, grid_d = evidence.outcomes(grid, rng)
+        baseline = {"C": spent / ISOFLOP_POINTS, "runs": ISOFLOP_POINTS}
+        baseline |= evidence.spread(grid_res, grid_d, list(range(len(grid))))
+    first = np.full(len(frame), np.nan) if first is None else first
+    scored = frame.assign(cost=costs, value_per_flop=np.where(np.isfinite(first), first / costs, np.nan))
+    label = "the extrapolation drift at " + ", ".join(f"{key}={v:.3g}" for key, v in target.items())
+    return Suggestion(
+        pd.DataFrame(rows), label, now["expected_width90"], baseline, scored, "variance reduction per FLOP"
+    )
 
 
 # --- replaying a sweep on runs already trained ---------------------------------------------------------------------
