@@ -294,14 +294,20 @@ def _candidates(fit: Fit, candidates: pd.DataFrame | None, budget: float | None,
         if len(frame) == 0:
             raise BayescaleError("candidates is empty: give at least one run to choose from")
         return frame.reset_index(drop=True)
-    if not {"N", "D"} <= set(fit.law.inputs):
+    if not _of_n_and_d(fit):
         raise BayescaleError(
-            f"law {fit.law.name!r} is not a law of N and D: give candidates= (a table of runs you could train)"
+            f"law {fit.law.name!r} takes {', '.join(fit.law.inputs)}, not N and D only: no default grid of runs; give "
+            "candidates= (a table of runs you could train)"
         )
     data = fit.data.frame
     c_max = float(np.max(k * data["N"] * data["D"]))
     top = c_max * 30 if budget is None else max(min(budget, c_max * 100), c_max * 2)
     return fit._inputs(isoflop_grid(fit, np.geomspace(c_max / 4, top, 6), 7, k)).reset_index(drop=True)
+
+
+def _of_n_and_d(fit: Fit) -> bool:
+    """Whether the law takes N and D and nothing else: what an IsoFLOP grid (and the default candidates) fix."""
+    return set(fit.law.inputs) == {"N", "D"}
 
 
 def isoflop_grid(fit: Fit, budgets: Any, points: int, k: float = 6.0) -> pd.DataFrame:
@@ -351,7 +357,7 @@ def _isoflop_baseline(
 ) -> dict[str, Any]:
     """A plain IsoFLOP grid of the same total cost: 5 runs at one budget C = spent / 5, N spread over 1/4x to 4x
     the current N*(C), and its expected target width, by the same simulation."""
-    if not {"N", "D"} <= set(fit.law.inputs) or spent <= 0:
+    if not _of_n_and_d(fit) or spent <= 0:  # an IsoFLOP grid fixes N and D only
         return {"C": float("nan"), "expected_width90": float("nan")}
     c = spent / ISOFLOP_POINTS
     grid = isoflop_grid(fit, c, ISOFLOP_POINTS, k)
@@ -507,7 +513,7 @@ def _suggest_for_drift(
         rows.append(frame.iloc[i].to_dict() | {"candidate": i, "cost": costs[i], "value_per_flop": gains[i] / costs[i]})
         rows[-1] |= after | {"distance": d[i]}
     baseline = {"C": float("nan"), "expected_width90": float("nan")}
-    if {"N", "D"} <= set(fit.law.inputs) and spent > 0:
+    if _of_n_and_d(fit) and spent > 0:
         grid = fit._inputs(isoflop_grid(fit, spent / ISOFLOP_POINTS, ISOFLOP_POINTS, kflops))
         grid_res, grid_d = evidence.outcomes(grid, rng)
         baseline = {"C": spent / ISOFLOP_POINTS, "runs": ISOFLOP_POINTS}

@@ -200,3 +200,20 @@ def test_bad_drift_requests_are_named(drift_fit, small_sweep_fit):
     frame = drift_fit.data.frame
     with pytest.raises(bs.BayescaleError, match="inside the fitted runs"):
         drift_fit.suggest({"N": frame["N"].median(), "D": frame["D"].median()}, quantity="drift")
+
+
+def test_a_law_with_inputs_beyond_n_and_d_plans_from_given_candidates():
+    """data-constrained (N, D, U): suggest plans from the user's candidates, without an IsoFLOP baseline (a grid
+    fixes N and D only), and says that it has no default grid."""
+    from bayescale.simulate import simulate
+
+    rng = np.random.default_rng(3)
+    n, d = np.exp(rng.uniform(np.log(1e7), np.log(5e8), 40)), np.exp(rng.uniform(np.log(1e9), np.log(5e10), 40))
+    runs = simulate("data-constrained", {"N": n, "D": d, "U": rng.choice([2e9, 5e9, 1.5e10], 40)}, noise=0.01, seed=3)
+    fitted = bs.fit("data-constrained", runs, seed=0, discrepancy=0.0, **FAST)
+    cands = pd.DataFrame({"N": [2e8, 1e9, 3e9], "D": [2e10, 6e10, 2e11], "U": 5e9})
+    plan = fitted.suggest({"N": 3e9, "D": 2e11, "U": 5e9}, candidates=cands, k=2)
+    assert len(plan.table) >= 1 and plan.table["expected_width90"].iloc[-1] < plan.width_now
+    assert np.isnan(plan.baseline["expected_width90"])
+    with pytest.raises(bs.BayescaleError, match="not N and D only: no default grid"):
+        fitted.suggest({"N": 3e9, "D": 2e11, "U": 5e9})
