@@ -21,6 +21,22 @@ def small_sweep_fit():
     return bs.fit("chinchilla", data, seed=0, discrepancy=0.0, **FAST)
 
 
+def _random_batch_widths(fit, values, plan, batches):
+    """The target's expected 90% width after each of `batches` random batches from the plan's candidates, in random
+    order as long as they fit in the plan's compute."""
+    spent, pool, rng = plan.table["cost"].sum(), plan.candidates, np.random.default_rng(1)
+    widths = []
+    for _ in range(batches):
+        take, total = [], 0.0
+        for i in rng.permutation(len(pool)):
+            if total + pool["cost"].iloc[i] <= spent:
+                take.append(i)
+                total += pool["cost"].iloc[i]
+        runs = pool.iloc[take][["N", "D"]]
+        widths.append(design.expected_after(fit, values, runs, np.random.default_rng(0))["expected_width90"])
+    return widths
+
+
 def test_suggested_batch_beats_random_batches_of_the_same_cost(small_sweep_fit):
     fit = small_sweep_fit
     plan = fit.suggest(TARGET, k=3, seed=0)
@@ -29,17 +45,7 @@ def test_suggested_batch_beats_random_batches_of_the_same_cost(small_sweep_fit):
     assert widths[-1] < plan.width_now and np.all(np.diff(widths) <= 1e-9), (plan.width_now, widths)
     spent = plan.table["cost"].sum()
     values, _ = design._target_draws(fit, TARGET, "loss", 6.0)
-    pool = plan.candidates
-    rng = np.random.default_rng(1)
-    random_widths = []
-    for _ in range(10):  # random batches from the same candidates, as much compute as the plan at most
-        take, total = [], 0.0
-        for i in rng.permutation(len(pool)):
-            if total + pool["cost"].iloc[i] <= spent:
-                take.append(i)
-                total += pool["cost"].iloc[i]
-        runs = pool.iloc[take][["N", "D"]]
-        random_widths.append(design.expected_after(fit, values, runs, np.random.default_rng(0))["expected_width90"])
+    random_widths = _random_batch_widths(fit, values, plan, 10)
     assert widths[-1] < np.min(random_widths), (widths[-1], random_widths)
     assert widths[-1] < plan.baseline["expected_width90"]  # and the IsoFLOP grid of the same cost
     assert np.isfinite(plan.baseline["expected_width90"]) and plan.baseline["C"] == pytest.approx(spent / 5)
@@ -134,16 +140,7 @@ def test_a_crossover_target_is_narrowed_better_than_by_random_batches(two_famili
     assert widths[-1] < plan.width_now and np.all(np.diff(widths) <= 1e-9), (plan.width_now, widths)
     values, where = design._crossover_draws(fit_a, fit_b, target, 6.0, 0)
     assert where is None and 1e20 < np.exp(np.median(values)) < 1e23
-    spent, pool, rng = plan.table["cost"].sum(), plan.candidates, np.random.default_rng(1)
-    random_widths = []
-    for _ in range(8):
-        take, total = [], 0.0
-        for i in rng.permutation(len(pool)):
-            if total + pool["cost"].iloc[i] <= spent:
-                take.append(i)
-                total += pool["cost"].iloc[i]
-        runs = pool.iloc[take][["N", "D"]]
-        random_widths.append(design.expected_after(fit_a, values, runs, np.random.default_rng(0))["expected_width90"])
+    random_widths = _random_batch_widths(fit_a, values, plan, 8)
     assert widths[-1] < np.median(random_widths), (widths[-1], random_widths)
 
 
