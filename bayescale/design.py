@@ -120,51 +120,72 @@ def suggest(
     sigma = fit._run_sigma(log_mean)
     outcomes = _simulate(fit, log_mean, sigma, rng)  # (J, m): each outcome j from one posterior draw
 
-    def run_ll(i: int) -> np.ndarray:
-        return _loglik_of(fit, outcomes[:, i], log_mean[:, i], sigma[:, i])
-
     drift = _Drift.at(fit, where, quantity)
+    chosen_loglik = {(): np.zeros((N_OUTCOMES, fit.n_draws))}  # summed log-likelihood of each batch chosen so far
 
-    def drift_with(picks: list[int]) -> float:
-        return drift.variance(frame.iloc[picks])
+    def loglik_of(picks: list[int]) -> np.ndarray:
+        """The simulated outcomes' summed log-likelihood (J, S) of the runs at `picks`, in pick order."""
+        if not picks:
+            return chosen_loglik[()]
+        head = tuple(picks[:-1])
+        if head not in chosen_loglik:
+            chosen_loglik[head] = loglik_of(list(head))
+        i = picks[-1]
+        return chosen_loglik[head] + _loglik_of(fit, outcomes[:, i], log_mean[:, i], sigma[:, i])
 
-    now = _spread(values, np.zeros((1, fit.n_draws)), drift_with([]))
-    per_flop = _greedy(values, run_ll, costs, k, budget, per_cost=True, drift=drift_with)
+    def variance_with(picks: list[int]) -> float:  # the greedy's hot path: no widths
+        return _variance(values, loglik_of(picks)) + drift.variance(frame.iloc[picks])
+
+    def spread_with(picks: list[int]) -> dict[str, Any]:
+        return _spread(values, loglik_of(picks), drift.variance(frame.iloc[picks]))
+
+    now = spread_with([])
+    per_flop = _greedy(variance_with, costs, k, budget, per_cost=True)
     spent = float(sum(costs[i] for i, _ in per_flop["picks"]))
-    plain = _greedy(values, run_ll, costs, k, budget if budget is not None else spent, per_cost=False, drift=drift_with)
+    plain = _greedy(variance_with, costs, k, budget if budget is not None else spent, per_cost=False)
     best = min((per_flop, plain), key=lambda plan: plan["var"])  # Leskovec et al. 2007: the better of the two
-    rows, loglik = [], np.zeros((len(outcomes), fit.n_draws))
-    for n, (i, gain) in enumerate(best["picks"], start=1):
-        loglik = loglik + run_ll(i)
-        rows.append(
-            frame.iloc[i].to_dict()
-            | {"candidate": i, "cost": costs[i], "value_per_flop": gain / costs[i]}
-            | _spread(values, loglik, drift_with([j for j, _ in best["picks"][:n]]))["row"]
-        )
-    table = pd.DataFrame(rows)
-    spent = float(table["cost"].sum()) if rows else 0.0
-    baseline = _isoflop_baseline(fit, values, spent, flops_per_token_param, rng, drift)
-    first = per_flop["first"] / costs
-    scored = frame.assign(cost=costs, value_per_flop=np.where(np.isfinite(first), first, np.nan))
+    picks = [i for i, _ in best["picks"]]
+    rows = [spread_with(picks[:n])["row"] for n in range(1, len(picks) + 1)]
     rule = "variance reduction per FLOP" if best is per_flop else "variance reduction (same cost)"
-    return Suggestion(table, label, now["row"]["expected_width90"], baseline, scored, rule)
+    table = _plan_table(frame, costs, best["picks"], rows)
+    spent = float(table["cost"].sum()) if len(table) else 0.0
+    baseline = _isoflop_baseline(fit, values, spent, flops_per_token_param, rng, drift)
+    return Suggestion(table, label, now["row"]["expected_width90"], baseline, _scored(frame, costs, per_flop), rule)
+
+
+def _plan_table(
+    frame: pd.DataFrame, costs: np.ndarray, picks: list[tuple[int, float]], after: list[dict[str, Any]]
+) -> pd.DataFrame:
+    """The suggested runs in order: inputs, place in the candidates, cost, value per FLOP and the expected target
+    spread once the runs up to this one are in (`after`, one dict per pick)."""
+    return pd.DataFrame(
+        [
+            frame.iloc[i].to_dict() | {"candidate": i, "cost": costs[i], "value_per_flop": gain / costs[i]} | row
+            for (i, gain), row in zip(picks, after, strict=True)
+        ]
+    )
+
+
+def _scored(frame: pd.DataFrame, costs: np.ndarray, plan: dict[str, Any]) -> pd.DataFrame:
+    """Every candidate with its cost and its value per FLOP at the plan's first step (NaN where it was not allowed)."""
+    first = plan["first"] / costs
+    return frame.assign(cost=costs, value_per_flop=np.where(np.isfinite(first), first, np.nan))
 
 
 def _greedy(
-    values: np.ndarray,
-    run_ll: Callable[[int], np.ndarray],
+    variance_with: Callable[[list[int]], float],
     costs: np.ndarray,
     k: int,
     budget: float | None,
     per_cost: bool,
-    drift: Callable[[list[int]], float] = lambda picks: 0.0,
+    min_share: float | None = None,
 ) -> dict[str, Any]:
     """Up to k runs, each step the one with the largest expected variance reduction (per FLOP with `per_cost`)
-    given those already chosen, within `budget`; `drift(picks)` is the drift's variance at the target once the runs
-    at those candidate indices are in. Returns the picks (index, variance reduction), the final expected variance
-    and the first step's reductions per candidate."""
-    loglik = np.zeros((N_OUTCOMES, len(values)))
-    current = _variance(values, loglik) + drift([])
+    given those already chosen, within `budget`; `variance_with(picks)` is the target's expected variance once the
+    runs at those candidate indices are in. With `min_share`, a reduction must exceed that share of the current
+    variance to count. Returns the picks (index, variance reduction), the final expected variance and the first
+    step's reductions per candidate."""
+    current = variance_with([])
     picks: list[tuple[int, float]] = []
     spent, first = 0.0, None
     for _ in range(k):
@@ -173,16 +194,17 @@ def _greedy(
         for i in range(len(costs)):
             if i in chosen or (budget is not None and spent + costs[i] > budget):
                 continue
-            gains[i] = current - _variance(values, loglik + run_ll(i)) - drift([*chosen, i])
+            gains[i] = current - variance_with([*chosen, i])
         if first is None:
             first = gains.copy()
         score = gains / costs if per_cost else gains
+        if min_share is not None:
+            score = np.where(gains > min_share * current, score, -np.inf)
         if not np.isfinite(score).any():
             break
         i = int(np.argmax(score))
         picks.append((i, float(gains[i])))
         spent += costs[i]
-        loglik = loglik + run_ll(i)
         current -= gains[i]
     return {"picks": picks, "var": current, "first": first if first is not None else np.full(len(costs), np.nan)}
 
@@ -493,36 +515,23 @@ def _suggest_for_drift(
     costs = _costs(frame, cost, kflops)
     residuals, d = evidence.outcomes(frame, rng)
     now = evidence.spread(residuals, d, [])
-    picks: list[int] = []
-    current, spent, first, rows = now["expected_var"], 0.0, None, []
-    for _ in range(k):
-        gains = np.full(len(frame), -np.inf)
-        for i in range(len(frame)):
-            if i in picks or (budget is not None and spent + costs[i] > budget):
-                continue
-            gains[i] = current - evidence.spread(residuals, d, [*picks, i])["expected_var"]
-        first = gains.copy() if first is None else first
-        useful = gains > 1e-9 * current  # runs inside the data teach the drift nothing (up to rounding)
-        if not useful.any():
-            break
-        i = int(np.argmax(np.where(useful, gains / costs, -np.inf)))
-        picks.append(i)
-        spent += costs[i]
-        after = evidence.spread(residuals, d, picks)
-        current = after["expected_var"]
-        rows.append(frame.iloc[i].to_dict() | {"candidate": i, "cost": costs[i], "value_per_flop": gains[i] / costs[i]})
-        rows[-1] |= after | {"distance": d[i]}
+    # runs inside the data teach the drift nothing: a reduction must beat rounding (1e-9 of the variance) to count
+    plan = _greedy(
+        lambda picks: evidence.spread(residuals, d, picks)["expected_var"], costs, k, budget, True, min_share=1e-9
+    )
+    picks = [i for i, _ in plan["picks"]]
+    after = [evidence.spread(residuals, d, picks[:n]) | {"distance": d[i]} for n, i in enumerate(picks, start=1)]
+    spent = float(sum(costs[i] for i in picks))
     baseline = {"C": float("nan"), "expected_width90": float("nan")}
     if _of_n_and_d(fit) and spent > 0:
         grid = fit._inputs(isoflop_grid(fit, spent / ISOFLOP_POINTS, ISOFLOP_POINTS, kflops))
         grid_res, grid_d = evidence.outcomes(grid, rng)
         baseline = {"C": spent / ISOFLOP_POINTS, "runs": ISOFLOP_POINTS}
         baseline |= evidence.spread(grid_res, grid_d, list(range(len(grid))))
-    first = np.full(len(frame), np.nan) if first is None else first
-    scored = frame.assign(cost=costs, value_per_flop=np.where(np.isfinite(first), first / costs, np.nan))
     label = "the extrapolation drift at " + ", ".join(f"{key}={v:.3g}" for key, v in target.items())
+    table = _plan_table(frame, costs, plan["picks"], after)
     return Suggestion(
-        pd.DataFrame(rows), label, now["expected_width90"], baseline, scored, "variance reduction per FLOP"
+        table, label, now["expected_width90"], baseline, _scored(frame, costs, plan), "variance reduction per FLOP"
     )
 
 
