@@ -185,7 +185,7 @@ def build(spec: ModelSpec, arrays: Mapping[str, np.ndarray]) -> pm.Model:
             tau = pm.HalfNormal("walk_tau", sigma=_walk.TAU_PRIOR)
             steps = pm.Normal("walk_z", 0.0, 1.0, shape=_walk.KNOTS - 1)
             step = pm.Data("walk_step", arrays["walk_step"])
-            delta = pt.concatenate([pt.zeros(1), pt.cumsum(tau * pt.sqrt(step) * steps)])
+            delta = pt.concatenate([pt.zeros(1), pt.cumsum(tau * pt.sqrt(step) * steps, axis=0)])
             pm.Deterministic("walk_delta", delta)
             mu = mu + pt.dot(pm.Data("walk_w", arrays["walk_w"]), delta)
         if spec.weighted:  # each run's log density times its weight: a weighted likelihood, no observed variable

@@ -84,6 +84,8 @@ def run(
                 save_warmup=False,
                 **kwargs,
             )
+        if sampler == "nutpie":
+            funcs.complete(idata.posterior)
         return idata, findings
     if sampler in ("pymc", "numpyro"):
         import pymc as pm

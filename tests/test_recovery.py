@@ -47,6 +47,12 @@ def test_recovery(name):
     converged = d["divergences"] <= DIVERGENCE_LIMIT * fit.n_draws and d["max_rhat"] <= RHAT_LIMIT.get(name, 1.01)
     told = name in MULTIMODAL_OK and any("separated modes" in p for p in d["problems"])
     assert converged or told, d
+    if fit.meta["sampler"] == "nutpie":  # the fast path: the whole density is one C module, not one per op
+        from pytensor.link.c.basic import CLinker
+
+        from bayescale import _compiled
+
+        assert isinstance(_compiled.c_functions(fit.spec, {}).logp.maker.linker, CLinker), name
     # "Truth inside the 90% interval for every parameter", read as a joint 90% guarantee: with P parameters,
     # separate 90% intervals would all hold only 0.9^P of the time (39% for bnsl2's nine) even for a perfect
     # sampler, so each parameter gets its central 1 - 0.10/P interval (Bonferroni).
