@@ -52,6 +52,7 @@ PARETO_K = 0.7  # importance sampling is trusted below this Pareto k (Vehtari et
 MAX_REFITS = 1  # cuts that importance sampling cannot reach get at most this many short refits
 POOR = 0.03  # a learned rms shift one e-fold out above this, with misses beyond the noise, is reported
 PRIOR_FILE = "discrepancy_prior.json"
+MIN_SPAN = 0.1  # e-folds: the smallest span that divides a drift distance (runs at one input value have span 0)
 BLOCK_CELLS = 4_000_000  # draws x runs per block when summing over many runs: 32 MB of float64
 
 
@@ -73,39 +74,67 @@ class FitLike(Protocol):
 def frontier(law: Law, frame: pd.DataFrame) -> dict[str, Any]:
     """The edge of the fitted runs along every axis a prediction can leave them by: the compute position (log N D
     for laws of N and D, else the signed sum of log inputs), each positive input (its largest value, smallest for
-    a "down" input) and, for laws of N and D, the range of log tokens per parameter."""
+    a "down" input) and, for laws of N and D, the range of log tokens per parameter; with the span the runs
+    cover along each axis (e-folds), which scales the drift's distance (`distance`)."""
     positive = [k for k in law.inputs if np.all(frame[k] > 0)]
     edge = {1: np.max, -1: np.min}
+    position = _walk.position(frame, law.inputs, law.directions) if positive else None
     out: dict[str, Any] = {
-        "position": float(np.max(_walk.position(frame, law.inputs, law.directions))) if positive else None,
+        "position": float(np.max(position)) if positive else None,
         "inputs": {k: float(edge[law.directions.get(k, 1)](frame[k])) for k in positive},
+        "spans": {
+            "position": float(np.ptp(position)) if positive else 0.0,
+            "inputs": {k: float(np.ptp(np.log(frame[k].to_numpy(dtype=float)))) for k in positive},
+        },
     }
     if {"N", "D"} <= set(law.inputs):
         ratio = np.log(frame["D"].to_numpy(dtype=float) / frame["N"].to_numpy(dtype=float))
         out["ratio"] = [float(ratio.min()), float(ratio.max())]
+        out["spans"]["ratio"] = float(np.ptp(ratio))
     return out
 
 
-def distance(law: Law, edges: Mapping[str, Any], frame: pd.DataFrame) -> np.ndarray:
+def distance(law: Law, edges: Mapping[str, Any], frame: pd.DataFrame, span_power: float = 0.0) -> np.ndarray:
     """E-folds beyond the fitted runs along the worst axis of `frontier`: 0 inside the data on every axis.
 
-    A model 3.5x larger than any fitted one but inside the fitted compute range is 1.25 e-folds out (its N)."""
+    A model 3.5x larger than any fitted one but inside the fitted compute range is 1.25 e-folds out (its N).
+    With `span_power` p > 0 each axis's e-folds are divided by span**p, the e-folds the fitted runs cover along it
+    (at least MIN_SPAN): the drift's distance, since a law fitted over a narrow range misses sooner beyond it. The
+    corpus learns p with the prior (bench/corpus.py); a frontier saved without spans reads as absolute e-folds."""
     edges = _upgrade(law, edges)
+    spans = edges.get("spans", {})
+
+    def per(span: float | None) -> float:
+        return 1.0 if span is None or not span_power else max(span, MIN_SPAN) ** span_power
+
     n = len(frame)
     axes = [np.zeros(n)]
     with np.errstate(divide="ignore", invalid="ignore"):
         if edges.get("position") is not None and all(k in frame for k in law.inputs):
-            axes.append(_walk.position(frame, law.inputs, law.directions) - edges["position"])
+            excess = _walk.position(frame, law.inputs, law.directions) - edges["position"]
+            axes.append(excess / per(spans.get("position")))
         for name, edge in edges.get("inputs", {}).items():
             if name in frame:
                 sign = law.directions.get(name, 1)
-                axes.append(sign * (np.log(frame[name].to_numpy(dtype=float)) - np.log(edge)))
+                excess = sign * (np.log(frame[name].to_numpy(dtype=float)) - np.log(edge))
+                axes.append(excess / per(spans.get("inputs", {}).get(name)))
         if "ratio" in edges and {"N", "D"} <= set(frame):
             ratio = np.log(frame["D"].to_numpy(dtype=float) / frame["N"].to_numpy(dtype=float))
             lo, hi = edges["ratio"]
-            axes += [ratio - hi, lo - ratio]
+            axes += [(ratio - hi) / per(spans.get("ratio")), (lo - ratio) / per(spans.get("ratio"))]
     stacked = np.vstack([np.where(np.isfinite(a), a, 0.0) for a in axes])
     return np.maximum(stacked.max(axis=0), 0.0)
+
+
+def span_power_of(setting: Any) -> float:
+    """The power p of the fitted span that divides the drift's distance (0: plain e-folds; fixed settings)."""
+    return float(setting.get("span_power", 0.0)) if isinstance(setting, dict) else 0.0
+
+
+def drift_unit(law: Law, edges: Mapping[str, Any], span_power: float) -> float:
+    """The drift's distance of one e-fold beyond the data along the compute position (for sentences)."""
+    span = _upgrade(law, edges).get("spans", {}).get("position")
+    return 1.0 if span is None or not span_power else 1.0 / max(span, MIN_SPAN) ** span_power
 
 
 def _upgrade(law: Law, edges: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -204,8 +233,10 @@ def growth_of(setting: Any) -> float:
     return float(setting.get("growth", 1.0)) if isinstance(setting, dict) else 1.0
 
 
-def spread_at(setting: Any, d: float = 1.0) -> float:
-    """The rms shift of the law's log-prediction `d` e-folds beyond the data (systematic drift included)."""
+def spread_at(setting: Any, d: float | None = None) -> float:
+    """The rms shift of the law's log-prediction at drift distance `d` (systematic drift included); default: one
+    e-fold beyond the data along the compute position."""
+    d = float(setting.get("unit", 1.0)) if d is None and isinstance(setting, dict) else (1.0 if d is None else d)
     means, scales, offsets, weights = _components(setting)
     g = d ** growth_of(setting)
     return float(np.sqrt(np.dot(weights, (means * g) ** 2 + (scales * g) ** 2 + (offsets * _ramp(d)) ** 2)))
@@ -533,7 +564,8 @@ def _cut_evidence(
     log_w, k = _importance_weights(source.loglik_sum(dropped)) if len(dropped) else (np.zeros(source.fit.n_draws), 0.0)
     heldout = frame[~inner].reset_index(drop=True)
     y = np.log(heldout[law.target].to_numpy(dtype=float))
-    d = distance(law, frontier(law, frame[inner]), heldout)
+    edges = frontier(law, frame[inner])
+    d = distance(law, edges, heldout, float(points.get("span_power", 0.0)))
     g, r = _axes_of(d, points)
     noise = source.fit.noise_sd(heldout)
     sums, miss = _residual_sums(source.fit, heldout, y, g, r, log_w)
@@ -546,7 +578,7 @@ def _cut_evidence(
         "loglik": loglik,
         "pareto_k": k,
         "heldout": int((~inner).sum()),
-        "max_distance": float(d.max()),
+        "max_distance": float(distance(law, edges, heldout).max()),  # in e-folds, for sentences
         "rms_error": float(np.sqrt(np.mean(miss**2))),
         "bias": float(np.mean(miss)),
     }
@@ -595,10 +627,12 @@ def learn(
     prior) times the leave-future-out evidence of the user's runs. The cuts' evidence is kept in the setting,
     so that `reweight` can combine it with another prior."""
     prior = dict(prior or shipped_prior())
-    points = {k: list(map(float, prior[k])) for k in GRID_KEYS} | {"growth": float(prior.get("growth", 1.0))}
+    points = {k: list(map(float, prior[k])) for k in GRID_KEYS}
+    points |= {"growth": float(prior.get("growth", 1.0)), "span_power": float(prior.get("span_power", 0.0))}
     found, skipped, refits = evidence(full, frame, refit, points)
     setting: dict[str, Any] = points | {"refits": refits}
     setting["run_noise"] = float(np.median(full.noise_sd()))
+    setting["unit"] = drift_unit(full.law, frontier(full.law, frame), points["span_power"])
     if not found:
         why = "; ".join(skipped) or f"too few runs to hold {MIN_HELDOUT} out and refit ({len(frame)} runs)"
         return reweight(setting | {"learned": False, "reason": why}, prior)
@@ -637,6 +671,11 @@ def noise_factor(likelihood: str, nu: float) -> float:
 
 
 # --- in words -------------------------------------------------------------------------------------------------
+def _per_efold(setting: Any) -> float:
+    """The slope's shift one e-fold beyond the data along the compute position, per unit of slope scale."""
+    return float(setting.get("unit", 1.0)) ** growth_of(setting) if isinstance(setting, dict) else 1.0
+
+
 def is_poor(setting: Any) -> bool:
     """The law extrapolated poorly inside the data: wide learned shift, and misses well beyond the run noise."""
     if not isinstance(setting, dict) or not setting.get("learned"):
@@ -658,6 +697,7 @@ def describe(setting: Any) -> str:
         f"Extrapolation error from {source}, updated by leave-future-out on your runs at {n_cuts} cut(s): without "
         f"the {setting['heldout_runs']} runs with {by} >= {cut:.3g}, the law missed them by "
         f"{100 * setting['heldout_rms_log_error']:.1f}% (rms log error, up to {setting['heldout_max_distance']:.2f} "
-        f"e-folds out); slope scale {scale_of(setting):.3g} per e-fold, edge offset {offset_of(setting):.3g} "
+        f"e-folds out); slope scale {scale_of(setting) * _per_efold(setting):.3g} per e-fold, edge offset "
+        f"{offset_of(setting):.3g} "
         f"(posterior means): {spread}."
     )

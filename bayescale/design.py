@@ -424,8 +424,10 @@ class _Drift:
             return 0.0
         law, inputs = self.fit.law, list(self.fit.law.inputs)
         frame = pd.concat([self.fit.data.frame[inputs], runs[inputs]], ignore_index=True)
-        d = float(_discrepancy.distance(law, _discrepancy.frontier(law, frame), self.point)[0])
-        return _discrepancy.spread_at(self.fit.meta["discrepancy"], d) ** 2
+        setting = self.fit.meta["discrepancy"]
+        power = _discrepancy.span_power_of(setting)
+        d = float(_discrepancy.distance(law, _discrepancy.frontier(law, frame), self.point, power)[0])
+        return _discrepancy.spread_at(setting, d) ** 2
 
 
 # --- the extrapolation drift as the target --------------------------------------------------------------------------
@@ -450,13 +452,14 @@ class _DriftEvidence:
             )
         if where is None:
             raise BayescaleError("quantity='drift' needs a target point, or a budget of a law of N and D only")
-        d = float(fit.distance(where)[0])
+        d = float(fit.drift_distance(where)[0])
         if d <= 0:
             raise BayescaleError("the target lies inside the fitted runs: no extrapolation drift to learn there")
         weights = np.asarray(setting["weights"], float)
         keep = weights > weights.max() * 1e-8
         points = {key: np.asarray(setting[key], float)[keep] for key in _discrepancy.GRID_KEYS}
         points["growth"] = _discrepancy.growth_of(setting)
+        points["span_power"] = _discrepancy.span_power_of(setting)
         g, r = _discrepancy._axes_of(np.array([d]), points)
         spread = np.sqrt((points["means"] ** 2 + points["scales"] ** 2) * g[0] ** 2 + (points["offsets"] * r[0]) ** 2)
         draws = rng.choice(fit.n_draws, min(DRIFT_DRAWS, fit.n_draws), replace=False)
@@ -468,7 +471,7 @@ class _DriftEvidence:
         (J, s, m), each from one grid point, one draw, one shared slope and offset and the run noise; and the runs'
         distances beyond the data (m,)."""
         log_mean = np.log(_law_values(self.fit, frame))[self.draws]
-        d = self.fit.distance(frame)
+        d = self.fit.drift_distance(frame)
         g, r = _discrepancy._axes_of(d, self.points)
         p = self.points
         out = np.empty((DRIFT_OUTCOMES, *log_mean.shape))
@@ -520,7 +523,8 @@ def _suggest_for_drift(
         lambda picks: evidence.spread(residuals, d, picks)["expected_var"], costs, k, budget, True, min_share=1e-9
     )
     picks = [i for i, _ in plan["picks"]]
-    after = [evidence.spread(residuals, d, picks[:n]) | {"distance": d[i]} for n, i in enumerate(picks, start=1)]
+    efolds = fit.distance(frame)  # the table says how far out each run is in e-folds; the drift uses d
+    after = [evidence.spread(residuals, d, picks[:n]) | {"distance": efolds[i]} for n, i in enumerate(picks, start=1)]
     spent = float(sum(costs[i] for i in picks))
     baseline = {"C": float("nan"), "expected_width90": float("nan")}
     if _of_n_and_d(fit) and spent > 0:

@@ -161,7 +161,7 @@ class Fit:
         # chained inputs enter the distance and the walk at their median over the upstream draws
         columns = frame.assign(**{k: np.median(v, 0) for k, v in upstream.items()})
         if drift and _discrepancy.is_active(self.meta.get("discrepancy", 0.0)):
-            shift = _discrepancy.shift_draws(self.meta["discrepancy"], self.distance(columns), self.n_draws, seed)
+            shift = _discrepancy.shift_draws(self.meta["discrepancy"], self.drift_distance(columns), self.n_draws, seed)
             mean = mean * np.exp(shift)
         if drift and self.meta.get("walk"):  # the learned discrepancy, continued beyond the fitted range
             pos = _walk.position(columns, self.law.inputs)
@@ -176,6 +176,13 @@ class Fit:
         "down"`) and tokens per parameter (both ends of the fitted range). 0 inside the data on every axis."""
         frame = new if isinstance(new, pd.DataFrame) else self._inputs(new)
         return _discrepancy.distance(self.law, self.meta.get("frontier", {}), frame)
+
+    def drift_distance(self, new: Any) -> np.ndarray:
+        """The distance the extrapolation drift grows with: `distance` with each axis's e-folds divided by the
+        fitted span along it to the learned power (`_discrepancy.distance`); plain e-folds for a fixed drift."""
+        frame = new if isinstance(new, pd.DataFrame) else self._inputs(new)
+        power = _discrepancy.span_power_of(self.meta.get("discrepancy", 0.0))
+        return _discrepancy.distance(self.law, self.meta.get("frontier", {}), frame, power)
 
     def noise_sd(self, frame: pd.DataFrame | None = None) -> np.ndarray:
         """Per draw, the sd of a Gaussian with the run noise's interquartile range (log target): (S,). For a law

@@ -89,6 +89,7 @@ def run_task(task: Task, index: int, **sampling: Any) -> dict[str, Any]:
     out |= {"y": y, "mean": mean, "sigma": fitted._run_sigma(np.log(mean))[:, : 1 if law.noise_power is None else None]}
     out |= {"nu": fitted.spec.nu, "likelihood": fitted.spec.likelihood, "d": fitted.distance(test)}
     out |= {"d_compute": _compute_distance(fitted, test), "noise_sd": fitted.noise_sd()}
+    _add_distances(out, law, frame, test)
     out["diagnostics"] = {k: fitted.diagnostics.get(k) for k in ("divergences", "max_rhat", "min_ess_bulk")}
     t = time.perf_counter()
     out["previous_setting"] = _previous_default(fitted, task, options)
@@ -185,18 +186,50 @@ def cached(task: Task, index: int, refresh: bool) -> dict[str, Any]:
 
 # --- phase 2: priors, predictive draws and scores ---------------------------------------------------------------
 GROWTHS = (0.5, 0.75, 1.0)  # how the slope's shift may grow with distance: d ** growth
+SPAN_POWERS = (0.0, 0.5, 1.0)  # the drift's distance: e-folds / (fitted span) ** power (_discrepancy.distance)
 
 
-def evidences(r: dict[str, Any], growth: float) -> tuple[_discrepancy.HeldOut, np.ndarray]:
+def attach_distances(results: list[dict[str, Any]]) -> None:
+    """Fill `d_by_power` on tasks cached before it existed, from the task's frames (no refit)."""
+    from bayescale.fit import _prepare
+
+    missing = [r for r in results if "d_by_power" not in r]
+    by_name = {t.name: t for t in tasks()} if missing else {}
+    for r in missing:
+        task = by_name[r["name"]]
+        law = bs.law(task.law)
+        k = task.fit_options.get("flops_per_token_param", 6.0)
+        test = bs.ScalingData.from_frame(task.test.copy()).with_inputs(law.inputs, k).frame  # any number of rows
+        _add_distances(r, law, _prepare(law, task.train, k).frame, test)
+
+
+def _add_distances(r: dict[str, Any], law: Any, train: pd.DataFrame, test: pd.DataFrame) -> None:
+    """The task's drift distances for every power on SPAN_POWERS, at its held-out runs (`d_by_power`) and at each
+    leave-future-out cut's (the runs above the cut's cutoff), so that phase 2 can try any power without refitting.
+    Power 0 is the plain e-folds of `d`."""
+    edges = _discrepancy.frontier(law, train)
+    r["d_by_power"] = {p: _discrepancy.distance(law, edges, test, p) for p in SPAN_POWERS}
+    order, _ = _discrepancy.order_of(law, train)
+    for cut, info in zip(r["cuts"], r["cut_info"], strict=True):
+        inner = order < np.log(info["cutoff"]) - 1e-12
+        held, inner_edges = train[~inner].reset_index(drop=True), _discrepancy.frontier(law, train[inner])
+        cut["d_by_power"] = {p: _discrepancy.distance(law, inner_edges, held, p) for p in SPAN_POWERS}
+        assert np.allclose(cut["d_by_power"][0.0], cut["d"]), r["name"]  # the runs phase 1 held out at this cut
+
+
+def evidences(r: dict[str, Any], growth: float, power: float) -> tuple[_discrepancy.HeldOut, np.ndarray]:
     """A task's held-out runs as the prior's objective reads them (under the fit on its fit part), and the log
-    evidence per grid point of its own leave-future-out cuts (their mean; 0 where no cut was scored), for a growth.
-    Cached on the task."""
-    key = ("evidence", growth)
+    evidence per grid point of its own leave-future-out cuts (their mean; 0 where no cut was scored), for a growth
+    and a span power. Cached on the task."""
+    key = ("evidence", growth, power)
     if key not in r:
         points = _discrepancy.grid() | {"growth": growth}
-        held = _discrepancy.held_out(np.log(r["mean"]), r["sigma"], r["likelihood"], r["nu"], r["d"], r["y"], points)
+        d = r["d_by_power"][power]
+        held = _discrepancy.held_out(np.log(r["mean"]), r["sigma"], r["likelihood"], r["nu"], d, r["y"], points)
         cuts = [
-            _discrepancy.joint_evidence(c["residual"].astype(float), c["noise"], c["d"], points, c["log_w"])
+            _discrepancy.joint_evidence(
+                c["residual"].astype(float), c["noise"], c["d_by_power"][power], points, c["log_w"]
+            )
             for c in r["cuts"]
         ]
         r[key] = (held, np.mean(cuts, axis=0) if cuts else np.zeros(len(points["scales"])))
@@ -204,27 +237,31 @@ def evidences(r: dict[str, Any], growth: float) -> tuple[_discrepancy.HeldOut, n
 
 
 def learn_prior(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """The corpus prior from these tasks, each family weighted equally: for each growth on GROWTHS, the smooth
-    prior whose update by a task's own leave-future-out evidence gives that task's held-out runs the best interval
-    scores (_discrepancy.calibrated_prior); the growth with the best objective wins."""
+    """The corpus prior from these tasks, each family weighted equally: for each growth on GROWTHS and span power
+    on SPAN_POWERS, the smooth prior whose update by a task's own leave-future-out evidence gives that task's
+    held-out runs the best interval scores (_discrepancy.calibrated_prior); the pair with the best objective wins."""
     families = pd.Series([r["family"] for r in results])
     weights = 1.0 / families.map(families.value_counts()).to_numpy()
     points = {k: v.tolist() for k, v in _discrepancy.grid().items()}
     best = None
     for growth in GROWTHS:
-        held = [evidences(r, growth)[0] for r in results]
-        lfo = np.vstack([evidences(r, growth)[1] for r in results])
-        pi, numbers = _discrepancy.calibrated_prior(held, lfo, points, weights)
-        if best is None or numbers["objective"] > best[1]["objective"]:
-            best = (pi, numbers | {"growth": growth})
+        for power in SPAN_POWERS:
+            held = [evidences(r, growth, power)[0] for r in results]
+            lfo = np.vstack([evidences(r, growth, power)[1] for r in results])
+            pi, numbers = _discrepancy.calibrated_prior(held, lfo, points, weights)
+            if best is None or numbers["objective"] > best[1]["objective"]:
+                best = (pi, numbers | {"growth": growth, "span_power": power})
     pi, numbers = best
     return points | numbers | {"weights": pi.tolist(), "tasks": len(results), "families": sorted(set(families))}
 
 
 def setting_for(r: dict[str, Any], prior: dict[str, Any]) -> dict[str, Any]:
     """The default's stored setting for a task under a prior (what bayescale.fit would store with that prior)."""
-    lfo = evidences(r, prior["growth"])[1]
-    setting = {k: prior[k] for k in _discrepancy.GRID_KEYS} | {"growth": prior["growth"]}
+    lfo = evidences(r, prior["growth"], prior["span_power"])[1]
+    setting = {k: prior[k] for k in _discrepancy.GRID_KEYS} | {
+        "growth": prior["growth"],
+        "span_power": prior["span_power"],
+    }
     setting["cuts"] = [{"loglik": lfo}] if r["cuts"] else []
     return _discrepancy.reweight(setting, prior)
 
@@ -250,7 +287,7 @@ def method_draws(r: dict[str, Any], priors: dict[str, dict]) -> dict[str, tuple[
     the task's own leave-future-out evidence under the prior learned without the task's family."""
     r["default_setting"] = setting_for(r, priors[r["family"]])
     out = {
-        "default": _draws_for(r, r["default_setting"], r["d"]),
+        "default": _draws_for(r, r["default_setting"], r["d_by_power"][priors[r["family"]]["span_power"]]),
         "previous": _draws_for(r, r["previous_setting"], r["d_compute"]),
         "none": _draws_for(r, 0.0, r["d"]),
         "fixed 0.01": _draws_for(r, 0.01, r["d"]),
@@ -299,6 +336,7 @@ def summarise(rows: pd.DataFrame, by: list[str], family_equal: bool = False) -> 
 
 def report(results: list[dict[str, Any]], learn: bool) -> pd.DataFrame:
     """Score every method on every task (the default with leave-one-family-out priors); write the tables."""
+    attach_distances(results)
     families = sorted({r["family"] for r in results})
     priors = {}
     for f in families:  # everything the default learns from the corpus, learned without the family it is scored on
@@ -327,6 +365,10 @@ def report(results: list[dict[str, Any]], learn: bool) -> pd.DataFrame:
             "## Per family\n" + fam.to_markdown(floatfmt=".3f"),
             "## Per distance bucket (e-folds beyond the fitted runs)\n" + dist.to_markdown(floatfmt=".3f"),
             "## Cost\n" + seconds.to_markdown(floatfmt=".2f"),
+            "## The prior learned without each family (what that family is scored with)\n"
+            + pd.DataFrame(
+                {f: {k: priors[f][k] for k in ("growth", "span_power", "lfo_weight", "log_scale_mu")} for f in families}
+            ).T.to_markdown(floatfmt=".3g"),
             "## Per task\n" + per_task.to_markdown(floatfmt=".3f"),
         ]
     )

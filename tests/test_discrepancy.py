@@ -291,3 +291,48 @@ def test_block_sums_equal_the_whole_matrix(chinchilla_fit, monkeypatch):
     np.testing.assert_allclose(
         _discrepancy.summed_loglik(fit, frame, fitted_on=True)(idx), fit.log_likelihood()[:, idx].sum(axis=1)
     )
+
+
+def test_drift_distance_is_relative_to_the_fitted_span():
+    """With span power p, e-folds beyond the data count per (e-folds the runs span)**p along each axis: a law fitted
+    over one decade and asked one decade out is as far out as one fitted over two decades asked two decades out
+    (p = 1). A frontier saved without spans (older fits) reads as plain e-folds."""
+    law = bs.law("power")
+    one = pd.DataFrame({"x": np.geomspace(1e8, 1e9, 5)})
+    two = pd.DataFrame({"x": np.geomspace(1e8, 1e10, 5)})
+    e1, e2 = _discrepancy.frontier(law, one), _discrepancy.frontier(law, two)
+    assert e1["spans"]["inputs"]["x"] == pytest.approx(np.log(10)) and e2["spans"]["position"] == pytest.approx(
+        np.log(100)
+    )
+    at_1e10, at_1e12 = pd.DataFrame({"x": [1e10]}), pd.DataFrame({"x": [1e12]})
+    assert _discrepancy.distance(law, e1, at_1e10)[0] == pytest.approx(np.log(10))  # p = 0: plain e-folds
+    assert _discrepancy.distance(law, e1, at_1e10, 1.0)[0] == pytest.approx(1.0)
+    assert _discrepancy.distance(law, e2, at_1e12, 1.0)[0] == pytest.approx(1.0)
+    assert _discrepancy.distance(law, e1, at_1e10, 0.5)[0] == pytest.approx(np.sqrt(np.log(10)))
+    single = _discrepancy.frontier(law, pd.DataFrame({"x": [1e9, 1e9]}))  # span 0: counted as MIN_SPAN
+    assert _discrepancy.distance(law, single, at_1e10, 1.0)[0] == pytest.approx(np.log(10) / _discrepancy.MIN_SPAN)
+    old = {k: v for k, v in e1.items() if k != "spans"}
+    assert _discrepancy.distance(law, old, at_1e10, 1.0)[0] == pytest.approx(np.log(10))
+
+
+def test_the_learned_span_power_sets_the_band(chinchilla_fit):
+    """The shipped prior's span power reaches the fit's setting and its bands: a narrower fitted span widens the
+    band at the same point (the drift's distance grows), plain e-folds (power 0) leave it as it was."""
+    setting = chinchilla_fit.meta["discrepancy"]
+    assert setting["span_power"] == _discrepancy.shipped_prior().get("span_power", 0.0)
+    new = pd.DataFrame(
+        {"N": [4 * chinchilla_fit.data.frame["N"].max()], "D": [4 * chinchilla_fit.data.frame["D"].max()]}
+    )
+    frontier = chinchilla_fit.meta["frontier"]
+    narrow = {**frontier, "spans": {"position": 0.5, "inputs": {"N": 0.25, "D": 0.25}, "ratio": 0.5}}
+
+    def width(power: float, edges: dict) -> float:
+        meta = {**chinchilla_fit.meta, "frontier": edges, "discrepancy": {**setting, "span_power": power}}
+        row = bs.Fit(*_parts(chinchilla_fit), meta).predict(new).iloc[0]
+        return float(np.log(row.mean_upper / row.mean_lower))
+
+    assert width(0.0, narrow) == pytest.approx(width(0.0, frontier), rel=1e-9)
+    assert width(1.0, narrow) > 1.5 * width(1.0, frontier)
+    assert chinchilla_fit.drift_distance(new)[0] == pytest.approx(
+        _discrepancy.distance(chinchilla_fit.law, frontier, new, setting["span_power"])[0]
+    )
