@@ -2,8 +2,9 @@
 
 No law is exactly true. Beyond the fitted runs each posterior draw's log-prediction moves by
     shift(d) = s z1 d**g + b z2 (1 - exp(-d / RAMP)),        z1, z2 ~ N(0, 1) per draw,
-d the distance beyond the data in e-folds along its worst axis (compute, any single input, tokens per parameter;
-`distance`), s the *slope scale* (how fast the law's error grows per e-fold) and b the *offset scale* (its error
+d the distance beyond the data along its worst axis (compute, any single input, tokens per parameter; `distance`),
+in e-folds divided by span**p, the e-folds the fitted runs cover along that axis (p learned with the prior), s the
+*slope scale* (how fast the law's error grows per e-fold) and b the *offset scale* (its error
 at the edge of the data, reached within a few RAMPs). A number fixes s (b = 0). "auto", the default, draws each
 posterior draw's (b, s) from a grid posterior:
   prior:    how far published laws missed real held-out runs, learned across a corpus of real sweeps by
