@@ -85,8 +85,9 @@ def test_discrepancy_covers_a_misspecified_law_where_plain_noise_does_not():
     assert plain.loc[0.9, "coverage"] < 0.6, plain
     # 38 held-out runs; plain noise holds < 0.6. Since stop 21 the drift's distance is divided by the square root of
     # the fitted span (learned on the corpus, which picks it in every leave-one-family-out fold): this sweep spans
-    # 5.6 e-folds of compute, so its band is narrower than before and holds 0.71-0.76 (two seeds; 0.97-1.0 with
-    # plain e-folds). 0.68 (26 of 38) is the floor, well above plain noise; the log score below is the proper check.
+    # 5.6 e-folds of compute, so its band is narrower than before and holds 0.71-0.76 (two seeds; 0.97-1.0 with the
+    # same prior at p = 0). 0.68 (26 of 38) is the floor, well above plain noise; the log score below is the proper
+    # check.
     assert honest.loc[0.9, "coverage"] >= 0.68, honest
     assert honest.loc[0.9, "log_score"] > plain.loc[0.9, "log_score"] + 0.5, (honest, plain)  # a proper score
     assert honest.loc[0.9, "mean_rel_width"] < 0.1  # wider, but not uselessly wide
