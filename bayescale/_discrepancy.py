@@ -106,7 +106,7 @@ def distance(law: Law, edges: Mapping[str, Any], frame: pd.DataFrame, span_power
     spans = edges.get("spans", {})
 
     def per(span: float | None) -> float:
-        return 1.0 if span is None or not span_power else max(span, MIN_SPAN) ** span_power
+        return _span_divisor(span, span_power)
 
     n = len(frame)
     axes = [np.zeros(n)]
@@ -127,6 +127,11 @@ def distance(law: Law, edges: Mapping[str, Any], frame: pd.DataFrame, span_power
     return np.maximum(stacked.max(axis=0), 0.0)
 
 
+def _span_divisor(span: float | None, span_power: float) -> float:
+    """What an axis's e-folds are divided by: span**p (span at least MIN_SPAN); 1 without a span or for p = 0."""
+    return 1.0 if span is None or not span_power else max(span, MIN_SPAN) ** span_power
+
+
 def span_power_of(setting: Any) -> float:
     """The power p of the fitted span that divides the drift's distance (0: plain e-folds; fixed settings)."""
     return float(setting.get("span_power", 0.0)) if isinstance(setting, dict) else 0.0
@@ -134,8 +139,7 @@ def span_power_of(setting: Any) -> float:
 
 def drift_unit(law: Law, edges: Mapping[str, Any], span_power: float) -> float:
     """The drift's distance of one e-fold beyond the data along the compute position (for sentences)."""
-    span = _upgrade(law, edges).get("spans", {}).get("position")
-    return 1.0 if span is None or not span_power else 1.0 / max(span, MIN_SPAN) ** span_power
+    return 1.0 / _span_divisor(_upgrade(law, edges).get("spans", {}).get("position"), span_power)
 
 
 def _upgrade(law: Law, edges: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -237,7 +241,8 @@ def growth_of(setting: Any) -> float:
 def spread_at(setting: Any, d: float | None = None) -> float:
     """The rms shift of the law's log-prediction at drift distance `d` (systematic drift included); default: one
     e-fold beyond the data along the compute position."""
-    d = float(setting.get("unit", 1.0)) if d is None and isinstance(setting, dict) else (1.0 if d is None else d)
+    if d is None:
+        d = float(setting.get("unit", 1.0)) if isinstance(setting, dict) else 1.0
     means, scales, offsets, weights = _components(setting)
     g = d ** growth_of(setting)
     return float(np.sqrt(np.dot(weights, (means * g) ** 2 + (scales * g) ** 2 + (offsets * _ramp(d)) ** 2)))

@@ -170,19 +170,18 @@ class Fit:
             mean = mean * np.exp(_walk.offsets(self.draws("walk_delta"), self.draws("walk_tau"), pos, lo, hi, walk_rng))
         return mean
 
-    def distance(self, new: Any) -> np.ndarray:
+    def distance(self, new: Any, span_power: float = 0.0) -> np.ndarray:
         """E-folds beyond the fitted runs along the worst axis: log compute (log N D for laws of N and D), any
         single input (its largest fitted value, smallest for an input the law file marks `[extrapolation] x =
-        "down"`) and tokens per parameter (both ends of the fitted range). 0 inside the data on every axis."""
+        "down"`) and tokens per parameter (both ends of the fitted range). 0 inside the data on every axis.
+        `span_power` divides each axis's e-folds by the fitted span along it to that power (`drift_distance`)."""
         frame = new if isinstance(new, pd.DataFrame) else self._inputs(new)
-        return _discrepancy.distance(self.law, self.meta.get("frontier", {}), frame)
+        return _discrepancy.distance(self.law, self.meta.get("frontier", {}), frame, span_power)
 
     def drift_distance(self, new: Any) -> np.ndarray:
-        """The distance the extrapolation drift grows with: `distance` with each axis's e-folds divided by the
-        fitted span along it to the learned power (`_discrepancy.distance`); plain e-folds for a fixed drift."""
-        frame = new if isinstance(new, pd.DataFrame) else self._inputs(new)
-        power = _discrepancy.span_power_of(self.meta.get("discrepancy", 0.0))
-        return _discrepancy.distance(self.law, self.meta.get("frontier", {}), frame, power)
+        """The distance the extrapolation drift grows with: `distance` at the learned span power (plain e-folds for
+        a fixed drift)."""
+        return self.distance(new, _discrepancy.span_power_of(self.meta.get("discrepancy", 0.0)))
 
     def noise_sd(self, frame: pd.DataFrame | None = None) -> np.ndarray:
         """Per draw, the sd of a Gaussian with the run noise's interquartile range (log target): (S,). For a law
