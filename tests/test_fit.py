@@ -120,6 +120,32 @@ def test_density_is_one_c_module_and_the_trace_is_completed_without_c(chinchilla
     np.testing.assert_allclose(post["alpha"].values, low + (high - low) * expit, rtol=1e-10)
 
 
+def test_a_graph_without_c_code_falls_back_and_an_unpicklable_one_only_skips_the_cache(tmp_path, monkeypatch):
+    """A law whose graph the whole-graph C linker refuses is compiled op by op; a compiled law that cannot be pickled
+    is not cached, and no temporary file is left behind (the fit goes on)."""
+    import pickle
+
+    from bayescale import _compiled
+
+    modes = []
+
+    def compile_pymc(inputs, outputs, mode):
+        modes.append(mode)
+        if not isinstance(mode, str):
+            raise NotImplementedError("an op without C code")
+        return "per-op function"
+
+    assert _compiled._compile_logp(compile_pymc, None, None, None) == "per-op function"
+    assert modes[-1] == "FAST_RUN" and len(modes) == 2
+
+    def refuse(fh):
+        raise pickle.PicklingError("an op that does not pickle")
+
+    monkeypatch.setattr(_compiled, "_pickler", refuse)
+    _compiled._save(object(), tmp_path / "law.pkl")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_corrupt_compile_cache_is_rebuilt(tmp_path, monkeypatch, chinchilla_data):
     from bayescale._sampling import clear_cache
 
