@@ -7,13 +7,14 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, get_args
 
 import arviz as az
 import numpy as np
 
 from bayescale._model import ModelSpec, build
+from bayescale.errors import BayescaleError
 from bayescale.laws import Sampler
 
 _NUMBA: dict[tuple, Any] = {}  # ModelSpec.key() -> nutpie numba-compiled model, reused via with_data
@@ -60,7 +61,10 @@ def run(
 
         funcs = c_functions(spec, arrays)  # also for Numba: the MAP search runs on the cached C functions
         if progress and len(arrays["log_y"]) >= LARGE_RUNS:
-            print(_time_estimate(funcs, len(arrays["log_y"]), chains, draws + tune), file=sys.stderr, flush=True)
+            estimate = _time_estimate(
+                funcs, len(arrays["log_y"]), chains, draws + tune, cores if sampler == "nutpie" else 1
+            )
+            print(estimate, file=sys.stderr, flush=True)
         start, findings = _map_start(funcs, seed) if init == "map" else (funcs.initial_point, [])
         coords = {"group": list(spec.groups)} if spec.groups else {}
         if sampler == "nutpie":
@@ -71,21 +75,27 @@ def run(
                 _NUMBA[key] = nutpie.compile_pymc_model(build(spec, arrays))
             compiled = dataclasses.replace(_NUMBA[key].with_data(**arrays), initial_point_func=start)
         kwargs = {**NUTPIE_DEFAULTS, **kwargs}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            idata = nutpie.sample(
-                compiled,
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                cores=cores,
-                seed=seed,
-                progress_bar=progress,
-                save_warmup=False,
-                **kwargs,
-            )
-        if sampler == "nutpie":
+
+        def sample(n_chains: int, chain_seed: int, bar: bool) -> az.InferenceData:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                return nutpie.sample(
+                    compiled,
+                    draws=draws,
+                    tune=tune,
+                    chains=n_chains,
+                    cores=min(cores, n_chains),
+                    seed=chain_seed,
+                    progress_bar=bar,
+                    save_warmup=False,
+                    **kwargs,
+                )
+
+        if sampler == "nutpie":  # one chain per call, seeded by (seed, chain): the same draws on any machine
+            idata = _chains_in_processes(lambda c, bar: sample(1, _chain_seed(seed, c), bar), chains, cores, progress)
             funcs.complete(idata.posterior)
+        else:
+            idata = sample(chains, seed, progress)
         return idata, findings
     if sampler in ("pymc", "numpyro"):
         import pymc as pm
@@ -110,29 +120,98 @@ LARGE_RUNS = 20_000  # from this many runs a fit says beforehand how long sampli
 STEPS_PER_DRAW = 10  # leapfrog steps per NUTS iteration, measured on the catalogue laws (bench/nuts.py: 7-12)
 
 
-def _time_estimate(funcs: Any, n_runs: int, chains: int, iterations: int) -> str:
-    """One line before a large fit: the measured cost of one gradient times the gradients NUTS will take."""
+def _time_estimate(funcs: Any, n_runs: int, chains: int, iterations: int, processes: int = 1) -> str:
+    """One line before a large fit: the measured cost of one gradient times the gradients NUTS will take, shared
+    by the processes that sample the chains."""
     x = funcs.initial_point(0)
     funcs.logp(x)
     start = time.perf_counter()
     for _ in range(3):
         funcs.logp(x)
     per_gradient = (time.perf_counter() - start) / 3
-    seconds = per_gradient * chains * iterations * STEPS_PER_DRAW
+    rounds = -(-chains // max(1, processes))  # chains one after another in the busiest process
+    seconds = per_gradient * rounds * iterations * STEPS_PER_DRAW
     return (
         f"bayescale: {n_runs:,} runs, {per_gradient * 1e3:.1f} ms per gradient: sampling should take about "
-        f"{seconds / 60:.0f} min ({chains} chains x {iterations} iterations x ~{STEPS_PER_DRAW} gradients), plus a "
-        "shorter refit for the extrapolation error. For training curves, keeping every k-th checkpoint divides "
+        f"{seconds / 60:.0f} min ({chains} chains on {min(processes, chains)} processes, {iterations} iterations each, "
+        f"~{STEPS_PER_DRAW} gradients per iteration), plus a shorter refit for the extrapolation error. For training curves, keeping every k-th checkpoint divides "
         "this by about k (measured on real curves, bench/thinning.py: every 4th checkpoint widened the parameters' "
         "intervals about 2x but kept the held-out error and coverage)."
     )
 
 
 def _cores(sampler: Sampler, chains: int) -> int:
-    """Threads for the chains. The C functions run under the GIL, so chains on several threads only contend
-    for it: one thread is 1.3x faster on 2 cores and gives the same draws (bench/nuts.py); Numba and PyMC's
-    samplers run chains in parallel."""
-    return 1 if sampler == "nutpie" else min(chains, os.cpu_count() or 1)
+    """Processes (nutpie on C functions) or threads (the others) for the chains. The C functions run under the
+    GIL, so chains on threads would only contend for it; forked processes run them side by side instead (Linux,
+    not inside a daemon process such as a Dask worker, which may not have children)."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if sampler == "nutpie" and not _can_fork():
+        return 1
+    return max(1, min(chains, usable))
+
+
+def _can_fork() -> bool:
+    import multiprocessing
+
+    return sys.platform.startswith("linux") and not multiprocessing.current_process().daemon
+
+
+def _chain_seed(seed: int, chain: int) -> int:
+    """The seed of one chain sampled on its own: independent streams per chain, fixed by (seed, chain)."""
+    return int(np.random.SeedSequence([seed, chain]).generate_state(1)[0])
+
+
+def _chains_in_processes(
+    sample: Callable[[int, bool], az.InferenceData], chains: int, processes: int, progress: bool
+) -> az.InferenceData:
+    """Run `sample(chain, progress_bar)` for every chain, split over this process and `processes - 1` forked
+    ones (which inherit the compiled law: nothing is imported or loaded again), and join the chains in order.
+    This process shows the progress bar for its own chains; a forked one sends its chains back through a pipe."""
+    import multiprocessing
+
+    groups = [list(range(chains))[i::processes] for i in range(max(1, min(processes, chains)))]
+    context = multiprocessing.get_context("fork")
+    children = []
+    try:
+        for group in groups[1:]:
+            receive, send = context.Pipe(duplex=False)
+            child = context.Process(target=_sample_and_send, args=(sample, group, send), daemon=True)
+            child.start()
+            send.close()
+            children.append((child, receive))
+        done = dict(zip(groups[0], [sample(c, progress) for c in groups[0]], strict=True))
+        for (child, receive), group in zip(children, groups[1:], strict=True):
+            try:
+                status, value = receive.recv()
+            except EOFError:
+                raise BayescaleError(
+                    f"the process sampling chains {group} ended without returning them (exit code "
+                    f"{child.join() or child.exitcode}): killed, or out of memory? Run with cores=1 to sample "
+                    "every chain in this process."
+                ) from None
+            if status == "error":
+                raise value
+            done |= dict(zip(group, value, strict=True))
+    finally:
+        for child, _ in children:
+            if child.is_alive():
+                child.join(timeout=1.0)
+            if child.is_alive():
+                child.terminate()
+    return az.concat(*[done[c] for c in range(chains)], dim="chain")
+
+
+def _sample_and_send(sample: Callable[[int, bool], az.InferenceData], group: list[int], send: Any) -> None:
+    """In a forked process: sample the chains of `group` and send them (or the error) to the parent."""
+    try:
+        send.send(("ok", [sample(c, False) for c in group]))
+    except BaseException as error:  # noqa: BLE001 - every failure goes back to the parent, which raises it
+        try:
+            send.send(("error", error))
+        except Exception:  # the error itself does not pickle
+            send.send(("error", RuntimeError(f"sampling failed in a forked process: {error!r}")))
+    finally:
+        send.close()
 
 
 def _map_start(funcs: Any, seed: int, n_starts: int = 12) -> tuple[Any, list[str]]:

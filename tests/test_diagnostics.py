@@ -54,7 +54,9 @@ def test_identification_names_a_parameter_at_its_bound_and_one_the_data_did_not_
 
 
 def test_a_fit_keeps_its_findings_and_warns_about_the_design_first():
-    n = np.geomspace(1e8, 1e10, 40)
+    # One decade of N (D tied to it): an exponent stays "weak" for every seed tried (0-2). Over two decades the
+    # data narrow the exponents to just under the threshold, and whether one is flagged depends on the draws.
+    n = np.geomspace(1e8, 1e9, 40)
     runs = runs_at(n, 20 * n * np.exp(np.random.default_rng(1).normal(0, 0.01, 40)))
     with pytest.warns(diagnostics.IdentificationWarning, match="log N and log D move together"):
         fit = bs.fit("chinchilla", runs, seed=0, discrepancy=0.0, **SMALL)
