@@ -14,7 +14,7 @@ import arviz as az
 import numpy as np
 
 from bayescale._model import ModelSpec, build
-from bayescale.errors import BayescaleError
+from bayescale.errors import BayescaleError, DataError
 from bayescale.laws import Sampler
 
 _NUMBA: dict[tuple, Any] = {}  # ModelSpec.key() -> nutpie numba-compiled model, reused via with_data
@@ -242,6 +242,7 @@ def _map_start(funcs: Any, seed: int, n_starts: int = 12) -> tuple[Any, list[str
         return funcs.initial_point, findings
     optima.sort(key=lambda item: item[0])
     best_value, best = optima[0]
+    _check_noise(funcs, best)
     for value, x in optima[1:]:
         if value - best_value < 2.0 and np.max(np.abs(x - best)) > 1.0:
             findings.append(
@@ -255,6 +256,17 @@ def _map_start(funcs: Any, seed: int, n_starts: int = 12) -> tuple[Any, list[str
         return best + np.random.default_rng(chain_seed).normal(0.0, 0.05, best.shape)
 
     return start, findings
+
+
+def _check_noise(funcs: Any, best: np.ndarray) -> None:
+    """Runs that a law fits to rounding error were computed from a formula: the posterior piles onto zero noise,
+    where NUTS cannot move (R-hat 3.6 and 4 effective draws measured on 40 exact Chinchilla runs). Say so at once."""
+    from bayescale import diagnostics
+
+    derived = dict(zip(funcs.derived, funcs.expand_draws(best[None, :]), strict=True))
+    sigma = float(np.ravel(derived.get("sigma", [np.inf]))[0])
+    if sigma < diagnostics.NOISE_FREE_AT_BEST:
+        raise DataError(diagnostics.noise_free_message(sigma))
 
 
 def clear_cache() -> None:

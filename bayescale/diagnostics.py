@@ -39,6 +39,27 @@ def finding(code: str, message: str, params: Any = (), severity: str = "warning"
     return {"code": code, "severity": severity, "message": message, "params": list(params)}
 
 
+# Run noise (sd of log target) below which runs look computed from a formula rather than measured: the smoothest
+# real runs in bench/corpus.py scatter by 4e-4 (BNSL's language curves) to 1e-3 (OLMo); exact runs fit to 1e-9.
+NOISE_FREE = 1e-4  # posterior median: a warning
+NOISE_FREE_AT_BEST = 1e-7  # at the best fit, before sampling: an error (NUTS would only spin; measured R-hat 3.6)
+
+
+def noise_free_message(sigma: float) -> str:
+    return (
+        f"the law fits these runs almost exactly (run noise {sigma:.1g} on log scale; measured training runs "
+        "scatter by 1e-3 to 1e-1): they look computed from the formula rather than measured. A posterior needs "
+        "run-to-run noise to be defined, and NUTS cannot explore one this sharp (chains do not mix). Add the noise "
+        "you expect (e.g. bayescale.simulate(..., noise=0.01)), or take the best fit alone with method='map'."
+    )
+
+
+def noise_free(sigma: np.ndarray) -> list[dict]:
+    """A finding when the fitted run noise is far below any measured runs' (runs computed from the law)."""
+    level = float(np.median(sigma))
+    return [finding("noise_free", noise_free_message(level), ["sigma"])] if level < NOISE_FREE else []
+
+
 RHAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100
 

@@ -679,6 +679,8 @@ def _sample(law: Law, data: ScalingData, options: dict[str, Any]) -> Fit:
     if result.n_draws * len(data) <= STORED_LOGLIK_CELLS:  # kept for LOO; larger fits compute it when asked
         idata.add_groups(log_likelihood=result._log_likelihood_group())
     report = diagnostics.check(idata, result.var_names)
+    if "sigma" in idata.posterior:  # first: it explains the sampling problems that follow from it
+        report["findings"] = diagnostics.noise_free(result.draws("sigma")) + report["findings"]
     report["findings"] += [diagnostics.finding("multimodal", text) for text in findings]
     report["findings"] += diagnostics.identification(law, {p: result.draws(p) for p in law.params}, constants)
     meta["diagnostics"] = diagnostics.with_problems(report)

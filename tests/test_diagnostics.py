@@ -7,7 +7,7 @@ import pytest
 
 import bayescale as bs
 from bayescale import diagnostics
-from bayescale.simulate import chinchilla_runs, simulate
+from bayescale.simulate import chinchilla_runs, design_runs, simulate
 from tests.conftest import SMALL
 
 
@@ -72,3 +72,24 @@ def test_a_good_fit_has_no_findings(chinchilla_fit):
     with warnings.catch_warnings():
         warnings.simplefilter("error", diagnostics.IdentificationWarning)
         assert diagnostics.design(chinchilla_fit.law, chinchilla_fit.data.frame) == []
+
+
+def test_runs_computed_from_the_formula_are_named_before_sampling(monkeypatch):
+    """40 exact Chinchilla runs (a common first test): the best fit's run noise is ~1e-9, so the fit stops at once
+    with a named error instead of sampling a posterior NUTS cannot explore (R-hat 3.6, 4 effective draws)."""
+    import nutpie
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("sampled although the runs are noise-free")
+
+    monkeypatch.setattr(nutpie, "sample", no_sampling)
+    with pytest.raises(bs.DataError, match=r"run noise 1e-\d+ on log scale.*computed from the formula.*method='map'"):
+        bs.fit("chinchilla", chinchilla_runs(n=40, noise=0.0, seed=0), seed=0, **SMALL)
+
+
+def test_noise_free_runs_the_best_fit_missed_are_named_after_sampling():
+    """kaplan's ill-conditioned optimum stops the start search at noise ~2e-4 on exact runs; the posterior then
+    piles onto noise ~1e-5, and the finding that explains the stuck chains comes first."""
+    with pytest.warns(diagnostics.SamplingWarning, match="computed from the formula"):
+        fit = bs.fit("kaplan", design_runs("kaplan", seed=0, noise=0.0), seed=0, discrepancy=0.0, **SMALL)
+    assert codes(fit.diagnostics["findings"])[0] == "noise_free"
