@@ -86,9 +86,9 @@ def main() -> None:
         "",
         f"{len(jobs)} jobs: power law, 40 simulated runs each, draws={SETTINGS['draws']}, tune={SETTINGS['tune']}, "
         f"chains={SETTINGS['chains']}; every job is fitted, saved to netCDF and summarised in both arms.",
-        "With the default sampler the chains of one fit take turns on one core (C functions called under the "
-        "GIL), so two worker processes can use both cores; each worker loads the compiled law from the disk "
-        "cache instead of compiling it.",
+        "In the loop each fit splits its chains over this process and a forked one, so the loop uses both cores "
+        "too; in fit_many each worker (a daemon process, which may not fork) samples a fit's chains itself and "
+        "loads the compiled law from the disk cache instead of compiling it.",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; load average "
         f"at the end {os.getloadavg()[0]:.1f} "
         f"Date: {time.strftime('%Y-%m-%d')}.",

@@ -31,7 +31,8 @@ fit = bs.fit("chinchilla", data, seed=0, progress=False)
 seconds = time.perf_counter() - t
 fit.save(out)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"rows": n, "fit (s)": seconds, "peak memory (MB)": peak}))
+forked = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest process that sampled chains
+print(json.dumps({"rows": n, "fit (s)": seconds, "peak memory (MB)": peak, "forked process peak (MB)": forked}))
 """
 
 
