@@ -61,9 +61,7 @@ def run(
 
         funcs = c_functions(spec, arrays)  # also for Numba: the MAP search runs on the cached C functions
         if progress and len(arrays["log_y"]) >= LARGE_RUNS:
-            estimate = _time_estimate(
-                funcs, len(arrays["log_y"]), chains, draws + tune, cores if sampler == "nutpie" else 1
-            )
+            estimate = _time_estimate(funcs, len(arrays["log_y"]), chains, draws + tune, cores)
             print(estimate, file=sys.stderr, flush=True)
         start, findings = _map_start(funcs, seed) if init == "map" else (funcs.initial_point, [])
         coords = {"group": list(spec.groups)} if spec.groups else {}
@@ -122,7 +120,7 @@ STEPS_PER_DRAW = 10  # leapfrog steps per NUTS iteration, measured on the catalo
 
 def _time_estimate(funcs: Any, n_runs: int, chains: int, iterations: int, processes: int = 1) -> str:
     """One line before a large fit: the measured cost of one gradient times the gradients NUTS will take, shared
-    by the processes that sample the chains."""
+    by the processes (C path) or threads (Numba) that sample the chains side by side."""
     x = funcs.initial_point(0)
     funcs.logp(x)
     start = time.perf_counter()
@@ -133,9 +131,9 @@ def _time_estimate(funcs: Any, n_runs: int, chains: int, iterations: int, proces
     seconds = per_gradient * rounds * iterations * STEPS_PER_DRAW
     return (
         f"bayescale: {n_runs:,} runs, {per_gradient * 1e3:.1f} ms per gradient: sampling should take about "
-        f"{seconds / 60:.0f} min ({chains} chains on {min(processes, chains)} processes, {iterations} iterations each, "
-        f"~{STEPS_PER_DRAW} gradients per iteration), plus a shorter refit for the extrapolation error. For training curves, keeping every k-th checkpoint divides "
-        "this by about k (measured on real curves, bench/thinning.py: every 4th checkpoint widened the parameters' "
+        f"{seconds / 60:.0f} min ({chains} chains on {min(processes, chains)} processes, {iterations} iterations "
+        f"each, ~{STEPS_PER_DRAW} gradients per iteration), plus a shorter refit for the extrapolation error. For "
+        "training curves, keeping every k-th checkpoint divides this by about k (measured on real curves, bench/thinning.py: every 4th checkpoint widened the parameters' "
         "intervals about 2x but kept the held-out error and coverage)."
     )
 
@@ -216,7 +214,8 @@ def _sample_and_send(sample: Callable[[int, bool], az.InferenceData], group: lis
 
 def _map_start(funcs: Any, seed: int, n_starts: int = 12) -> tuple[Any, list[str]]:
     """Find the posterior mode (unconstrained space) from several starts: a chain-start function near it, and
-    a message when another mode has nearly the same density."""
+    a message when another mode has nearly the same density. Runs with no noise at the mode stop here
+    (`_check_noise`), before any sampling."""
     from scipy.optimize import minimize
 
     fn = funcs.logp
