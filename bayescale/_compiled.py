@@ -28,7 +28,7 @@ import numpy as np
 
 from bayescale._model import ModelSpec, build
 
-CACHE_FORMAT = 4  # bump when the pickled layout below changes
+CACHE_FORMAT = 5  # bump when the pickled layout below changes
 _IN_MEMORY: dict[tuple, CFunctions] = {}
 
 
@@ -87,8 +87,21 @@ def cache_dir() -> Path:
 
 def _disk_key(spec: ModelSpec) -> str:
     versions = [version(p) for p in ("pymc", "pytensor", "nutpie", "numpy")]
-    text = repr((CACHE_FORMAT, spec.key(), versions, sys.version))
+    text = repr((CACHE_FORMAT, spec.key(), versions, sys.version, _processor()))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _processor() -> str:
+    """The CPU model and instruction sets: a C module built for one (-march=native) must not run on another that
+    shares the home directory (a cluster's nodes), and a cached law reuses its module's key without recomputing it."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as fh:
+            lines = [ln for ln in fh.read().split("\n\n")[0].splitlines() if ln.startswith(("model name", "flags"))]
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
 
 
 def c_functions(spec: ModelSpec, arrays: Mapping[str, np.ndarray]) -> CFunctions:
@@ -111,10 +124,16 @@ def _load(path: Path) -> CFunctions | None:
     if not path.exists():
         return None
     try:
+        from pytensor.configdefaults import config
+
         with open(path, "rb") as fh, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _register_module(pickle.load(fh).get("module_dir"))
-            funcs = pickle.load(fh)
+            header = pickle.load(fh)
+            _register_module(header.get("module_dir"))
+            # the C module's key includes the compiler flags; importing PyMC adds some, and the law no longer
+            # needs PyMC, so it is loaded under the flags it was compiled with
+            with config.change_flags(gcc__cxxflags=header.get("cxxflags", config.gcc__cxxflags)):
+                funcs = pickle.load(fh)
         return funcs if isinstance(funcs, CFunctions) else None
     except Exception:  # a truncated or stale file is only a cache miss
         return None
@@ -158,12 +177,15 @@ def _module_dir(fn: Any) -> str | None:
 
 def _save(funcs: CFunctions, path: Path) -> None:
     """Write atomically (temporary file, then rename): concurrent workers never see half a file."""
+    from pytensor.configdefaults import config
+
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
-            pickle.dump({"module_dir": _module_dir(funcs.logp)}, fh)  # read first, to find the module quickly
+            header = {"module_dir": _module_dir(funcs.logp), "cxxflags": config.gcc__cxxflags}
+            pickle.dump(header, fh)  # read first: where the law's C module is and how it was compiled
             _pickler(fh).dump(funcs)
         os.replace(tmp, path)
     except (OSError, pickle.PicklingError, AttributeError, TypeError):
@@ -179,6 +201,10 @@ def _pickler(fh: Any) -> pickle.Pickler:
     hash each op (1.8 s of a 3.7 s load of chinchilla's function, measured)."""
     import copyreg
 
+    from pytensor.compile.function.types import FunctionMaker
+    from pytensor.graph.destroyhandler import DestroyHandler
+    from pytensor.graph.fg import FunctionGraph
+    from pytensor.link.c.basic import CLinker
     from pytensor.link.c.params_type import Params
     from pytensor.scalar.basic import Composite
 
@@ -187,8 +213,61 @@ def _pickler(fh: Any) -> pickle.Pickler:
         **copyreg.dispatch_table,
         Params: lambda p: (_params, (p.__params_type__, dict(p))),
         Composite: lambda op: (_blank, (type(op),), op.__getstate__() | {"_c_code": op.c_code_template}),
+        FunctionGraph: lambda fg: (_blank, (FunctionGraph,), _compiled_graph_state(fg)),
+        DestroyHandler: lambda dh: (_blank, (DestroyHandler,), _live_destroy_state(dh)),
+        FunctionMaker: lambda maker: (_blank, (FunctionMaker,), _compiled_maker_state(maker)),
+        CLinker: lambda linker: (_blank, (CLinker,), _linker_state(linker)),
     }
     return pickler
+
+
+_REWRITE_ONLY_FEATURES = {"ShapeFeature": "shape_feature", "MergeFeature": "merge_feature"}
+
+
+def _compiled_graph_state(fgraph: Any) -> dict:
+    """A compiled function's graph without what only its rewriting used: the graph and two of its features keep every
+    variable the rewrites replaced (the whole unoptimised graph, and PyMC's ops with it, which import PyMC)."""
+    state = fgraph.__getstate__()
+    kept = [f for f in fgraph._features if type(f).__name__ not in _REWRITE_ONLY_FEATURES]
+    for feature in fgraph._features:
+        state.pop(_REWRITE_ONLY_FEATURES.get(type(feature).__name__, ""), None)
+    clients = {v: c for v, c in fgraph.clients.items() if c or v in fgraph.variables}
+    return state | {"_features": kept, "clients": clients}
+
+
+def _compiled_maker_state(maker: Any) -> dict:
+    """A function maker whose outputs name the compiled graph's variables, not the unoptimised ones (which only a
+    copy of the function reads, and only for their `borrow` flag)."""
+    from pytensor.compile.io import SymbolicOutput
+
+    outputs = [SymbolicOutput(v, o.borrow) for v, o in zip(maker.fgraph.outputs, maker.outputs, strict=False)]
+    return vars(maker) | {"outputs": outputs}
+
+
+def _live_destroy_state(handler: Any) -> dict:
+    """The in-place bookkeeping of a graph, less the entries of variables no longer in it (PyTensor keeps them)."""
+    live = handler.fgraph.variables
+    return vars(handler) | {"clients": {v: c for v, c in handler.clients.items() if c or v in live}}
+
+
+def _linker_state(linker: Any) -> dict:
+    """A C linker with its module key, once it has a graph (a mode's linker has none)."""
+    if getattr(linker, "fgraph", None) is None:
+        return vars(linker)
+    return vars(linker) | {"cmodule_key": _Key(linker.cmodule_key())}
+
+
+@dataclass(frozen=True)
+class _Key:
+    """A whole-graph C function's module key, stored with the law: loading it then skips the key's computation, which
+    probes the compiler in every new process (0.25 s measured). The law's file name holds the library versions and
+    the processor, and the load sets the compiler flags it was compiled with, so the key is the one PyTensor would
+    compute."""
+
+    key: tuple
+
+    def __call__(self) -> tuple:
+        return self.key
 
 
 def _blank(cls: type) -> Any:

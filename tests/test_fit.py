@@ -106,12 +106,18 @@ import sys, warnings
 import bayescale as bs
 from bayescale.simulate import design_runs
 from pytensor.link.c import cmodule
+from pytensor.link.c.basic import CLinker
 walks = []  # ModuleCache.refresh reads the key file of every module in PyTensor's compile directory
 refresh = cmodule.ModuleCache.refresh
 cmodule.ModuleCache.refresh = lambda self, *a, **k: (walks.append(1), refresh(self, *a, **k))[1]
+keys = []  # CLinker.cmodule_key probes the compiler (gcc subprocesses) to find the module
+cmodule_key = CLinker.cmodule_key
+CLinker.cmodule_key = lambda self: (keys.append(1), cmodule_key(self))[1]
 opts = dict(draws=20, tune=20, chains=2, seed=0, progress=False, discrepancy=0.0)
 bs.fit("power", design_runs("power", seed=0), **opts)
 print("WALKS", len(walks))
+print("KEYS", len(keys))
+print("PYMC", int("pymc" in sys.modules))
 if sys.argv[1:]:
     bs.fit("kaplan", design_runs("kaplan", seed=0), **opts)
     print("WALKS", len(walks))
@@ -120,8 +126,9 @@ if sys.argv[1:]:
 
 def test_a_cached_law_loads_without_walking_the_compile_directory(tmp_path):
     """A new process loading a cached law tells PyTensor's module cache where its C module is, instead of letting
-    it read every entry of the compile directory first (2.5 s with ~300 entries). A law compiled later in the same
-    process still finds or builds its module as usual (the cache then reads the directory once)."""
+    it read every entry of the compile directory first (2.5 s with ~300 entries); it neither recomputes the module's
+    key nor imports PyMC. A law compiled later in the same process still finds or builds its module as usual (the
+    cache then reads the directory once)."""
     import subprocess
     import sys
 
@@ -130,11 +137,13 @@ def test_a_cached_law_loads_without_walking_the_compile_directory(tmp_path):
     def run(*args: str) -> list[int]:
         out = subprocess.run([sys.executable, "-c", LOAD_THEN_COMPILE, *args], env=env, capture_output=True, text=True)
         assert out.returncode == 0 and "cache key" not in out.stderr, out.stderr[-3000:]
-        return [int(line.split()[1]) for line in out.stdout.splitlines() if line.startswith("WALKS")]
+        return [int(line.split()[1]) for line in out.stdout.splitlines() if line.startswith(("WALKS", "KEYS", "PYMC"))]
 
     run()  # compiles power into the empty bayescale cache
-    loaded, compiled = run("then compile another law")
+    loaded, keys, pymc, compiled = run("then compile another law")
     assert loaded == 0 and compiled >= 1
+    assert keys == 0  # the module key is stored with the law (the file name holds the versions and the processor)
+    assert pymc == 0  # the stored graph holds no PyMC op: importing PyMC would cost ~0.2 s (and change the key)
 
 
 def test_density_is_one_c_module_and_the_trace_is_completed_without_c(chinchilla_fit):
