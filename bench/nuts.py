@@ -87,6 +87,9 @@ def main() -> None:
     print_table(rows, draws)
 
 
+PYMC_UNCONVERGED = 1.1  # above this R-hat PyMC's run is no reference
+
+
 def print_table(rows: list[dict], draws: int) -> None:
     """The README table from the per-law results (also: python bench/nuts.py --table LOG re-renders a log)."""
     print(
@@ -101,16 +104,23 @@ def print_table(rows: list[dict], draws: int) -> None:
             continue
         p, f, c = p["first"], f["first"], c["first"]
         pe, ce = p["ess"] / p["wall"], c["ess"] / c["wall"]
-        ratios.append(ce / pe)
+        if p["rhat"] > PYMC_UNCONVERGED:  # no reference: PyMC's chains disagree, so its ESS/s means nothing
+            ratio = f"n/a (PyMC R-hat {p['rhat']:.2f})"
+        else:
+            ratios.append(ce / pe)
+            ratio = f"**{ce / pe:.1f}x**"
         print(
             f"| {r['law']} | {p['wall']:.1f} | {pe:.0f} | {f['wall']:.1f} | {c['start']:.2f} | {c['wall']:.1f} | {ce:.0f} "
-            f"| **{ce / pe:.1f}x** | {nb['first']['wall']:.1f} | {nb['refit']['wall']:.1f} "
+            f"| {ratio} | {nb['first']['wall']:.1f} | {nb['refit']['wall']:.1f} "
             f"| {nb['refit']['ess'] / nb['refit']['wall']:.0f} | {c['div']}/{p['div']} |"
         )
     if ratios:
         import numpy as np
 
-        print(f"\nESS/s vs PyMC, default path: median {np.median(ratios):.1f}x, min {min(ratios):.1f}x")
+        print(
+            f"\nESS/s vs PyMC, default path: median {np.median(ratios):.1f}x, min {min(ratios):.1f}x "
+            f"(over {len(ratios)} laws where PyMC's R-hat <= {PYMC_UNCONVERGED})"
+        )
     print(f"{'300 draws + 300 tune' if draws else 'law default draws + tune'} x 4 chains, 250 runs; {_machine()}")
 
 
