@@ -167,6 +167,34 @@ def test_density_is_one_c_module_and_the_trace_is_completed_without_c(chinchilla
     np.testing.assert_allclose(post["alpha"].values, low + (high - low) * expit, rtol=1e-10)
 
 
+def test_the_loop_over_runs_does_not_redo_work_that_depends_on_the_data_alone(chinchilla_fit):
+    """Parts of the density that depend on the runs alone (chinchilla's log(N / N0) and log(D / D0)) are computed
+    once per fit, when the data are set: no per-run operation of the compiled gradient is free of the parameters.
+    The density and its gradient are PyMC's own, and follow new data (another fit's runs)."""
+    from bayescale import _compiled
+    from bayescale._model import build, data_arrays
+
+    funcs = _compiled.c_functions(chinchilla_fit.spec, data_arrays(chinchilla_fit.spec, chinchilla_fit.data))
+    assert len(funcs.data_term_names) >= 2
+    graph = funcs.logp.maker.fgraph
+    moves = {graph.inputs[0]}  # the flat parameter point
+    for node in graph.toposort():
+        if any(i in moves for i in node.inputs):
+            moves.update(node.outputs)
+        else:
+            assert all(o.type.shape == (1,) * o.type.ndim for o in node.outputs), node  # scalars only
+
+    fewer = chinchilla_fit.data.subset(np.arange(len(chinchilla_fit.data)) % 3 == 0)
+    arrays = data_arrays(chinchilla_fit.spec, fewer)
+    funcs = _compiled.c_functions(chinchilla_fit.spec, arrays)
+    model = build(chinchilla_fit.spec, arrays)
+    x = funcs.initial_point(3)
+    logp, grad = funcs.logp(x)
+    np.testing.assert_allclose(logp, model.compile_logp()(funcs.split(x)), rtol=1e-12)
+    np.testing.assert_allclose(grad, model.compile_dlogp()(funcs.split(x)), rtol=1e-10)
+    _compiled.c_functions(chinchilla_fit.spec, data_arrays(chinchilla_fit.spec, chinchilla_fit.data))  # as it was
+
+
 def test_a_graph_without_c_code_falls_back_and_an_unpicklable_one_only_skips_the_cache(tmp_path, monkeypatch):
     """A law whose graph the whole-graph C linker refuses is compiled op by op; a compiled law that cannot be pickled
     is not cached, and no temporary file is left behind (the fit goes on)."""
