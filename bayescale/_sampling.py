@@ -14,6 +14,7 @@ import arviz as az
 import numpy as np
 
 from bayescale._model import ModelSpec, build
+from bayescale.data import LARGE_RUNS
 from bayescale.errors import BayescaleError, DataError
 from bayescale.laws import Sampler
 
@@ -114,7 +115,6 @@ def run(
     raise ValueError(f"sampler must be one of {', '.join(get_args(Sampler))}, got {sampler!r}")
 
 
-LARGE_RUNS = 20_000  # from this many runs a fit says beforehand how long sampling should take
 STEPS_PER_DRAW = 10  # leapfrog steps per NUTS iteration, measured on the catalogue laws (bench/nuts.py: 7-12)
 
 

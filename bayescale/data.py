@@ -13,6 +13,7 @@ from bayescale.errors import DataError
 
 POSITIVE_ROLES = ("N", "D", "C", "step", "loss")
 GROUP = "group"
+LARGE_RUNS = 20_000  # from this many runs a fit samples fewer draws by default and says how long it should take
 WEIGHT = "weight"  # optional: how much each run counts in the fit (relative; bayescale._model)
 
 

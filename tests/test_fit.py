@@ -407,3 +407,20 @@ def test_a_large_fit_says_beforehand_how_long_sampling_should_take(monkeypatch, 
     assert "ms per gradient: sampling should take about" in line and re.search(
         r"2 chains on [12] processes, 500 iterations each, ~10 gradients", line
     )
+
+
+def test_many_runs_default_to_fewer_draws_unless_asked():
+    """From LARGE_RUNS runs a draw costs more and the posterior is close to Gaussian: the defaults drop to 500 draws
+    after 300 tuning steps per chain. Draws or tuning asked for are kept."""
+    from bayescale.data import LARGE_RUNS
+    from bayescale.fit import _options
+
+    law = bs.law("chinchilla")
+
+    def options(draws: int | None, n_runs: int) -> tuple[int, int]:
+        o = _options(law, draws, None, 4, 0, None, None, None, {}, n_runs)
+        return o["draws"], o["tune"]
+
+    assert options(None, LARGE_RUNS - 1) == (1000, 1000)
+    assert options(None, LARGE_RUNS) == (500, 300)
+    assert options(800, LARGE_RUNS) == (800, 300)
