@@ -116,6 +116,7 @@ def run(
 
 
 STEPS_PER_DRAW = 10  # leapfrog steps per NUTS iteration, measured on the catalogue laws (bench/nuts.py: 7-12)
+BYTES_PER_RUN = 150  # peak memory a default fit adds per run (bench/sizes.py: 557 MB at 10^5 runs, 678 MB at 10^6)
 
 
 def _time_estimate(funcs: Any, n_runs: int, chains: int, iterations: int, processes: int = 1) -> str:
@@ -129,13 +130,25 @@ def _time_estimate(funcs: Any, n_runs: int, chains: int, iterations: int, proces
     per_gradient = (time.perf_counter() - start) / 3
     rounds = -(-chains // max(1, processes))  # chains one after another in the busiest process
     seconds = per_gradient * rounds * iterations * STEPS_PER_DRAW
+    memory = _resident_mb() + BYTES_PER_RUN * n_runs / 1e6
     return (
         f"bayescale: {n_runs:,} runs, {per_gradient * 1e3:.1f} ms per gradient: sampling should take about "
         f"{seconds / 60:.0f} min ({chains} chains on {min(processes, chains)} processes, {iterations} iterations "
-        f"each, ~{STEPS_PER_DRAW} gradients per iteration), plus a shorter refit for the extrapolation error. For "
+        f"each, ~{STEPS_PER_DRAW} gradients per iteration), plus a shorter refit for the extrapolation error; "
+        f"memory about {memory:,.0f} MB in this process. For "
         "training curves, keeping every k-th checkpoint divides this by about k (measured on real curves, bench/thinning.py: every 4th checkpoint widened the parameters' "
         "intervals about 2x but kept the held-out error and coverage)."
     )
+
+
+def _resident_mb() -> float:
+    """This process's peak resident memory so far, in MB (0 where the platform does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1e6 if sys.platform == "darwin" else 1024)  # bytes on macOS, KB on Linux
 
 
 def _cores(sampler: Sampler, chains: int) -> int:

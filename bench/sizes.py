@@ -1,7 +1,8 @@
 """How a default fit's time, memory and saved size grow with the number of runs (rows).
 
 Each size is a fresh Python process: simulate `n` Chinchilla runs, fit with the defaults (4 chains x 1000 draws,
-the calibration included), save. Reported: wall time of the fit, peak resident memory of the process, and the
+500 from 20,000 runs; the calibration included), save.
+Reported: wall time of the fit, peak resident memory of the process, and the
 size of the saved .nc. The law is compiled once beforehand, so no row pays for compilation.
 
 Usage: python bench/sizes.py [--sizes 1000,3000,10000]      results: bench/results/sizes.md
@@ -57,8 +58,8 @@ def main() -> None:
         print(rows[-1], flush=True)
     table = pd.DataFrame(rows).set_index("rows")
     text = (
-        "# Default chinchilla fit by number of runs (fresh process each; 4 x 1000 draws, calibration included)\n\n"
-        + table.to_markdown(floatfmt=".1f")
+        "# Default chinchilla fit by number of runs (fresh process each; default draws: 4 x (1000 tune + 1000), "
+        "from 20,000 runs 4 x (300 tune + 500); calibration included)\n\n" + table.to_markdown(floatfmt=".1f")
     )
     (HERE / "results" / "sizes.md").write_text(text + "\n")
     print(text)

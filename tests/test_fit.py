@@ -407,6 +407,8 @@ def test_a_large_fit_says_beforehand_how_long_sampling_should_take(monkeypatch, 
     assert "ms per gradient: sampling should take about" in line and re.search(
         r"2 chains on [12] processes, 500 iterations each, ~10 gradients", line
     )
+    memory = float(re.search(r"memory about ([\d,]+) MB", line).group(1).replace(",", ""))
+    assert 50 < memory < 5000  # this process's resident memory so far, plus ~150 bytes per run
 
 
 def test_many_runs_default_to_fewer_draws_unless_asked():
