@@ -92,8 +92,12 @@ def cache_dir() -> Path:
 
 
 def _disk_key(spec: ModelSpec) -> str:
+    """The law's file name: its structure, the library versions, the processor and PyTensor's settings that enter
+    its C modules' keys (the stored key is reused as it was; bayescale._compiled._Key)."""
+    from pytensor.configdefaults import config
+
     versions = [version(p) for p in ("pymc", "pytensor", "nutpie", "numpy")]
-    text = repr((CACHE_FORMAT, spec.key(), versions, sys.version, _processor()))
+    text = repr((CACHE_FORMAT, spec.key(), versions, sys.version, _processor(), config.get_config_hash()))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

@@ -140,8 +140,12 @@ def fit_cmd(
     law: Annotated[str, typer.Option("--law", "-l", help="Law name or path to a TOML law file.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to save the fit (.nc).")],
     col: Annotated[list[str], typer.Option("--col", help="ROLE=COLUMN, e.g. N=params (repeatable).")] = [],  # noqa: B006
-    draws: Annotated[int | None, typer.Option(help="Draws per chain (default: the law's, else 1000).")] = None,
-    tune: Annotated[int | None, typer.Option(help="Tuning steps per chain (default: the law's, else 1000).")] = None,
+    draws: Annotated[
+        int | None, typer.Option(help="Draws per chain (default: the law's, else 1000; 500 from 20,000 runs).")
+    ] = None,
+    tune: Annotated[
+        int | None, typer.Option(help="Tuning steps per chain (default: the law's, else 1000; 300 from 20,000 runs).")
+    ] = None,
     chains: Annotated[int, typer.Option(help="Independent Markov chains (4 lets R-hat check convergence).")] = 4,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same posterior.")] = 0,
     likelihood: Annotated[str, typer.Option(help="student_t (robust, default) or normal")] = "student_t",

@@ -426,3 +426,23 @@ def test_many_runs_default_to_fewer_draws_unless_asked():
     assert options(None, LARGE_RUNS - 1) == (1000, 1000)
     assert options(None, LARGE_RUNS) == (500, 300)
     assert options(800, LARGE_RUNS) == (800, 300)
+
+
+def test_the_cached_law_file_depends_on_the_processor_and_pytensors_c_settings(monkeypatch):
+    """A cached law reuses its C module's key without recomputing it, so its file name holds what the key would:
+    the processor (a -march=native module must not run on another CPU) and PyTensor's settings that enter C keys."""
+    from pytensor.configdefaults import config
+
+    from bayescale import _compiled
+    from bayescale._model import make_spec
+    from bayescale.simulate import design_runs
+
+    law = bs.law("power")
+    data = design_runs("power", n=20, seed=0)
+    spec = make_spec(law, data.with_inputs(law.inputs, 6.0), likelihood="student_t", nu=4.0)
+    here = _compiled._disk_key(spec)
+    assert _compiled._disk_key(spec) == here
+    with config.change_flags(check_input=not config.check_input):
+        assert _compiled._disk_key(spec) != here
+    monkeypatch.setattr(_compiled, "_processor", lambda: "another CPU")
+    assert _compiled._disk_key(spec) != here
