@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import os
-import warnings
-from pathlib import Path
 
-import numpy as np
-import pytest
+# One BLAS thread per process: the suite runs 2 xdist workers whose fits fork their chains, so a multithreaded BLAS
+# oversubscribes the cores and spins. Measured: notebook 06 beside two busy processes took 109 s with OpenBLAS's
+# default threads and 28 s with one (24 s on an idle machine). The variables reach the processes the tests start
+# (notebook kernels, subprocesses); threadpoolctl (a PyMC dependency) limits this one, whose NumPy a plugin may
+# have loaded already.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+from threadpoolctl import threadpool_limits  # noqa: E402
 
-import bayescale as bs
-from bayescale.simulate import chinchilla_runs
+threadpool_limits(1)
+
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import bayescale as bs  # noqa: E402
+from bayescale.simulate import chinchilla_runs  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data"
