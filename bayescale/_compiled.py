@@ -341,7 +341,6 @@ def _compile(spec: ModelSpec, arrays: Mapping[str, np.ndarray]) -> CFunctions:
     )
     for fn in (logp_fn, expand_draws, support_point):
         fn.trust_input = True
-    data_terms_fn = pytensor.function([], data_terms, mode="FAST_COMPILE")
     dims = model.named_vars_to_dims
     return CFunctions(
         n_dim=n_dim,
@@ -352,15 +351,16 @@ def _compile(spec: ModelSpec, arrays: Mapping[str, np.ndarray]) -> CFunctions:
         logp=logp_fn,
         expand_draws=expand_draws,
         support_point=support_point,
-        data_terms=data_terms_fn,
+        data_terms=data_terms,
         data_term_names=data_term_names,
     )
 
 
-def _precompute_data_terms(outputs: list, point: Any) -> tuple[list, list, list[str]]:
+def _precompute_data_terms(outputs: list, point: Any) -> tuple[list, Any, list[str]]:
     """Replace each per-run part of the graph that depends on the data alone (log(N / N0), say) by a shared variable
     computed once per fit, so the gradient's loop over runs does not redo it at every call (two logs and two
-    divisions of chinchilla's ~33 operations per run). Returns the new outputs, the parts and their shared names."""
+    divisions of chinchilla's ~33 operations per run). Returns the new outputs, the function computing the parts
+    from the data (Python linker) and the parts' shared names."""
     import pytensor
     from pytensor.graph.traversal import ancestors, graph_inputs, io_toposort
     from pytensor.tensor.elemwise import DimShuffle
@@ -381,12 +381,12 @@ def _precompute_data_terms(outputs: list, point: Any) -> tuple[list, list, list[
             work = [a for a in ancestors([i]) if a.owner is not None and not isinstance(a.owner.op, DimShuffle)]
             if work:
                 parts.append(i)
+    compute = pytensor.function([], parts, mode="FAST_COMPILE")
     if not parts:
-        return outputs, [], []
+        return outputs, compute, []
     names = [f"_data_term_{k}" for k in range(len(parts))]
-    values = pytensor.function([], parts, mode="FAST_COMPILE")()
-    shared = [pytensor.shared(v, name=n, shape=p.type.shape) for p, v, n in zip(parts, values, names, strict=True)]
-    return pytensor.clone_replace(outputs, dict(zip(parts, shared, strict=True))), parts, names
+    shared = [pytensor.shared(v, name=n, shape=p.type.shape) for p, v, n in zip(parts, compute(), names, strict=True)]
+    return pytensor.clone_replace(outputs, dict(zip(parts, shared, strict=True))), compute, names
 
 
 def _compile_logp(compile_pymc: Any, point: Any, logp: Any, grad: Any) -> Any:

@@ -39,6 +39,7 @@ STORED_LOGLIK_CELLS = 4_000_000
 # Default draws and tuning steps per chain from LARGE_RUNS runs. A default chinchilla fit to 10^5 runs had a bulk
 # ESS of 6,100 from 4,000 draws; nutpie's own default tuning is 300 steps. Checked against 1000 + 1000 (README).
 LARGE_DRAWS = {"draws": 500, "tune": 300}
+DEFAULT_DRAWS = {"draws": 1000, "tune": 1000}  # below LARGE_RUNS runs
 
 
 class Fit:
@@ -589,7 +590,7 @@ def _options(
     discrepancy: float | str | None,
     walk: bool | None,
     sampler_kwargs: dict[str, Any],
-    n_runs: int = 0,
+    n_runs: int,
 ) -> dict[str, Any]:
     """The settings of a fit: the caller's, then the law file's [sampling] table, then the defaults; checked.
     From LARGE_RUNS runs the default draws are fewer (LARGE_DRAWS): the cost of a draw grows with the runs, the
@@ -607,7 +608,7 @@ def _options(
             raise BayescaleError(f"{name} must be a whole number >= 1, got {value!r}")
     if "target_accept" in law.sampling and sampler.startswith("nutpie"):
         sampler_kwargs = {"target_accept": law.sampling["target_accept"], **sampler_kwargs}
-    defaults = LARGE_DRAWS if n_runs >= LARGE_RUNS else {"draws": 1000, "tune": 1000}
+    defaults = LARGE_DRAWS if n_runs >= LARGE_RUNS else DEFAULT_DRAWS
     return {
         "draws": law.sampling.get("draws", defaults["draws"]) if draws is None else draws,
         "tune": law.sampling.get("tune", defaults["tune"]) if tune is None else tune,

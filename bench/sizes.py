@@ -1,9 +1,9 @@
 """How a default fit's time, memory and saved size grow with the number of runs (rows).
 
 Each size is a fresh Python process: simulate `n` Chinchilla runs, fit with the defaults (4 chains x 1000 draws,
-500 from 20,000 runs; the calibration included), save.
-Reported: wall time of the fit, peak resident memory of the process, and the
-size of the saved .nc. The law is compiled once beforehand, so no row pays for compilation.
+500 from 20,000 runs; the calibration included), save. Reported: wall time of the fit, peak resident memory of
+the process and of the forked processes that sampled chains, and the size of the saved .nc. The law is compiled
+once beforehand, so no row pays for compilation.
 
 Usage: python bench/sizes.py [--sizes 1000,3000,10000]      results: bench/results/sizes.md
 """
