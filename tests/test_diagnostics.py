@@ -93,3 +93,25 @@ def test_noise_free_runs_the_best_fit_missed_are_named_after_sampling():
     with pytest.warns(diagnostics.SamplingWarning, match="computed from the formula"):
         fit = bs.fit("kaplan", design_runs("kaplan", seed=0, noise=0.0), seed=0, discrepancy=0.0, **SMALL)
     assert codes(fit.diagnostics["findings"])[0] == "noise_free"
+
+
+def test_sampling_checks_run_arviz_without_numba_and_restore_its_setting(monkeypatch):
+    """R-hat and ESS for a fit's draws use ArviZ's NumPy path (Numba would compile them in every new process, 0.22 s,
+    for a 5 ms computation), and ArviZ's own setting is as it was afterwards, also when the check fails."""
+    import arviz as az
+    from arviz.utils import Numba
+
+    rng = np.random.default_rng(0)
+    idata = az.from_dict({"a": rng.normal(size=(2, 200))}, sample_stats={"diverging": np.zeros((2, 200), bool)})
+    seen = []
+    summary = az.summary
+    monkeypatch.setattr(az, "summary", lambda *a, **k: (seen.append(Numba.numba_flag), summary(*a, **k))[1])
+    monkeypatch.setattr(Numba, "numba_flag", True)
+    report = diagnostics.check(idata, ["a"])
+    assert seen == [False] and Numba.numba_flag is True
+    assert report["max_rhat"] < 1.05 and report["min_ess_bulk"] > 100
+
+    monkeypatch.setattr(az, "summary", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        diagnostics.check(idata, ["a"])
+    assert Numba.numba_flag is True
