@@ -72,7 +72,16 @@ def run_task(task: Task, index: int, **sampling: Any) -> dict[str, Any]:
     fitted = bs.fit(law, task.train, **options | {"discrepancy": 0.0})
     out["fit_seconds"] = time.perf_counter() - t
     resolved = _options(
-        law, options.get("draws"), options.get("tune"), options.get("chains", 4), 0, None, 0.0, False, {}
+        law,
+        options.get("draws"),
+        options.get("tune"),
+        options.get("chains", 4),
+        0,
+        None,
+        0.0,
+        False,
+        {},
+        len(fitted.data),
     )
     resolved |= dict(likelihood="student_t", nu=4.0, groups=None, pooling="centred", progress=False)
     resolved["flops_per_token_param"] = task.fit_options.get("flops_per_token_param", 6.0)
