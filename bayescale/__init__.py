@@ -1,6 +1,7 @@
 """bayescale: Bayesian neural scaling laws. Fit any published law with NUTS, read calibrated extrapolation bands.
 
-Public API: `ScalingData`, `law`, `laws`, `fit`, `Fit` (`.summary`, `.predict`, `.save`), `load`, `simulate`,
+Public API: `ScalingData`, `law`, `laws`, `fit`, `Fit` (`.summary`, `.predict`, `.save`), `load`, `compare`,
+`average` (several laws mixed by stacking weights), `simulate`,
 `datasets` (real published data by name), `sample_prior` (a law's prior predictive at your runs).
 """
 
@@ -11,6 +12,7 @@ _warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS", 
 _warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*", category=FutureWarning)
 
 from bayescale import datasets  # noqa: E402
+from bayescale.average import Average, average  # noqa: E402
 from bayescale.calibration import calibration  # noqa: E402
 from bayescale.compare import compare  # noqa: E402
 from bayescale.crossover import crossover  # noqa: E402
@@ -25,6 +27,7 @@ from bayescale.prior import sample_prior  # noqa: E402
 from bayescale.simulate import simulate  # noqa: E402
 
 __all__ = [
+    "Average",
     "BayescaleError",
     "DataError",
     "Fit",
@@ -34,6 +37,7 @@ __all__ = [
     "SamplingWarning",
     "ScalingData",
     "UnknownLawError",
+    "average",
     "calibration",
     "compare",
     "crossover",

@@ -137,7 +137,13 @@ def allocate(
     n = optimal_n(fit, compute, k=k, inference_tokens=inference_tokens, fixed=fixed, method=method)
     d = (compute[None, :] - 2.0 * n * inference_tokens) / (k * n)
     loss = _loss(fit, _params(fit), n, d, dict(fixed or {}))
-    draws = {"N": n, "D": d, "tokens_per_param": d / n, "loss": loss}
+    return summarise(compute, {"N": n, "D": d, "tokens_per_param": d / n, "loss": loss}, prob, inference_tokens)
+
+
+def summarise(
+    compute: np.ndarray, draws: dict[str, np.ndarray], prob: float, inference_tokens: float = 0.0
+) -> Allocation:
+    """An Allocation from draws (S, budgets) of N*, D*, D*/N* and the loss: medians and central `prob` intervals."""
     q = [(1 - prob) / 2, 0.5, (1 + prob) / 2]
     rows = {"C": compute}
     for name, values in draws.items():

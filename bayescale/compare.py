@@ -41,14 +41,7 @@ def compare(fits: Mapping[str, Fit], method: str = "loo", **lfo_options: Any) ->
         raise BayescaleError(f"method must be 'loo' or 'lfo', got {method!r}")
     import arviz as az
 
-    first = next(iter(fits.values()))
-    y0 = np.log(first.data[first.law.target])
-    for name, fit in fits.items():
-        y = np.log(fit.data[fit.law.target])
-        if len(y) != len(y0) or not np.allclose(np.sort(y), np.sort(y0)):
-            raise BayescaleError(
-                f"compare: {name!r} was fitted to different runs; LOO needs the same runs for every law"
-            )
+    check_same_runs(fits, "compare")
     bad = {}
     idatas = {name: fit.idata_with_log_likelihood() for name, fit in fits.items()}  # computed once for large fits
     for name, fit in fits.items():
@@ -75,7 +68,24 @@ def compare(fits: Mapping[str, Fit], method: str = "loo", **lfo_options: Any) ->
     return table
 
 
-def _order_column(fit: Fit, by: str) -> np.ndarray:
+def check_same_runs(fits: Mapping[str, Fit], caller: str) -> None:
+    """Raise unless every fit holds the same runs in the same order: pointwise scores (and stacking weights, which
+    ArviZ's compare computes) pair each run's score across laws."""
+    if len(fits) < 2:
+        raise BayescaleError(f"{caller} needs at least two fits, e.g. {caller}({{'chinchilla': f1, 'kaplan': f2}})")
+    first = next(iter(fits.values()))
+    y0 = np.log(first.data[first.law.target])
+    for name, fit in fits.items():
+        y = np.log(fit.data[fit.law.target])
+        if len(y) != len(y0) or not np.allclose(y, y0):
+            raise BayescaleError(
+                f"{caller}: {name!r} was fitted to different runs (or to the same runs in another order); "
+                "scores are compared run by run, so fit every law to the same table"
+            )
+
+
+def order_by(fit: Fit, by: str) -> np.ndarray:
+    """Each fitted run's value of `by` (C is computed from N and D where needed): what leave-future-out cuts on."""
     frame = fit.data.with_inputs([by], fit.meta.get("flops_per_token_param", 6.0)).frame
     if by not in frame:
         raise BayescaleError(f"leave-future-out by {by!r}: the runs have no such column ({list(frame.columns)})")
@@ -90,6 +100,25 @@ def log_predictive_density(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
     return logsumexp(ll, axis=0) - np.log(ll.shape[0])
 
 
+def refit_on(fitted: Fit, train: np.ndarray, **fit_kwargs: Any) -> Fit:
+    """`fitted`'s law refitted to the runs where `train` holds, with the fit's own settings (seed, likelihood,
+    chains, discrepancy option) unless `fit_kwargs` overrides them."""
+    from bayescale.fit import fit as run_fit
+
+    options = {
+        "seed": fitted.meta.get("seed", 0),
+        "likelihood": fitted.spec.likelihood,
+        "nu": fitted.spec.nu,
+        "chains": fitted.meta.get("chains", 4),
+        "progress": False,
+        "discrepancy": _discrepancy.option_of(fitted.meta.get("discrepancy", 0.0)),
+        **fit_kwargs,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return run_fit(fitted.law, fitted.data.subset(train), **options)
+
+
 def leave_future_out(
     fits: Mapping[str, Fit],
     cutoffs: Sequence[float] | None = None,
@@ -101,11 +130,9 @@ def leave_future_out(
 
     Default cutoff: hold out the top `fraction` of runs by `by` (compute C = 6ND by default).
     """
-    from bayescale.fit import fit as run_fit
-
     rows = []
     for name, fitted in fits.items():
-        order = _order_column(fitted, by)
+        order = order_by(fitted, by)
         cuts = list(cutoffs) if cutoffs is not None else [float(np.quantile(order, 1 - fraction))]
         for cut in cuts:
             train = order <= cut
@@ -114,18 +141,7 @@ def leave_future_out(
                     f"leave-future-out: cutoff {cut:.3g} leaves {train.sum()} runs to fit and "
                     f"{(~train).sum()} to score for {name!r}"
                 )
-            options = {
-                "seed": fitted.meta.get("seed", 0),
-                "likelihood": fitted.spec.likelihood,
-                "nu": fitted.spec.nu,
-                "chains": fitted.meta.get("chains", 4),
-                "progress": False,
-                "discrepancy": _discrepancy.option_of(fitted.meta.get("discrepancy", 0.0)),
-                **fit_kwargs,
-            }
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                refit = run_fit(fitted.law, fitted.data.subset(train), **options)
+            refit = refit_on(fitted, train, **fit_kwargs)
             test = fitted.data.frame[~train]
             lpd = log_predictive_density(refit, test)
             band = refit.predict(test, prob=0.9)
