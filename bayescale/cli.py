@@ -1,4 +1,4 @@
-"""The `bayescale` command: laws, fit, predict, summary, demo, fit-many."""
+"""The `bayescale` command: laws, fit, predict, summary, allocate, compare, average, demo, fit-many."""
 
 from __future__ import annotations
 
@@ -238,11 +238,21 @@ def predict_cmd(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Posterior-predictive median and band at new inputs."""
-    import pandas as pd
-
     import bayescale as bs
 
     result = bs.load(fit_path)
+    frame = _points(at, csv)
+    if frame.empty:
+        raise BayescaleError("give --at ROLE=VALUE,... or --csv FILE")
+    probs = _probs(prob)
+    table = result.predict(frame, prob=probs if len(probs) > 1 else probs[0], seed=seed)
+    _emit(table, f"{result.law.name}: {', '.join(f'{p:.0%}' for p in probs)} bands", fmt)
+
+
+def _points(at: list[str], csv: Path | None) -> Any:
+    """The rows to predict at: each --at ROLE=VALUE,... item, then the rows of a CSV file."""
+    import pandas as pd
+
     rows = []
     for item in at:
         pairs = _pairs([item], "--at")
@@ -250,16 +260,21 @@ def predict_cmd(
             rows.append({k: (float(v) if k != "group" else v) for k, v in pairs.items()})
         except ValueError as exc:
             raise BayescaleError(f"--at {item!r}: {exc}") from None
-    frame = pd.concat([pd.DataFrame(rows), pd.read_csv(csv)] if csv else [pd.DataFrame(rows)], ignore_index=True)
-    if frame.empty:
-        raise BayescaleError("give --at ROLE=VALUE,... or --csv FILE")
+    return pd.concat([pd.DataFrame(rows), pd.read_csv(csv)] if csv else [pd.DataFrame(rows)], ignore_index=True)
+
+
+def _budgets(compute: str) -> list[float]:
     try:
-        probs = [float(p) for p in prob.split(",")]
+        return [float(c) for c in compute.split(",")]
+    except ValueError:
+        raise BayescaleError(f"--compute expects comma-separated numbers, got {compute!r}") from None
+
+
+def _probs(prob: str) -> list[float]:
+    try:
+        return [float(p) for p in prob.split(",")]
     except ValueError:
         raise BayescaleError(f"--prob expects a number or comma-separated numbers, got {prob!r}") from None
-    levels = ", ".join(f"{p:.0%}" for p in probs)
-    table = result.predict(frame, prob=probs if len(probs) > 1 else probs[0], seed=seed)
-    _emit(table, f"{result.law.name}: {levels} bands", fmt)
 
 
 @app.command("summary")
@@ -301,10 +316,7 @@ def allocate_cmd(
     if target_loss is not None:
         table = result.target_loss(target_loss, prob=prob, flops_per_token_param=flops_per_token_param)
         return _emit(table, f"Cheapest compute reaching loss {target_loss} with probability {prob}", fmt)
-    try:
-        budgets = [float(c) for c in compute.split(",")]
-    except ValueError:
-        raise BayescaleError(f"--compute expects comma-separated numbers, got {compute!r}") from None
+    budgets = _budgets(compute)
     alloc = result.allocate(
         budgets, prob=prob, flops_per_token_param=flops_per_token_param, inference_tokens=inference_tokens
     )
@@ -376,12 +388,7 @@ def compare_cmd(
 
     import bayescale as bs
 
-    if name and len(name) != len(fits):
-        raise BayescaleError(f"--name: give one label per fit ({len(fits)} fits, {len(name)} labels)")
-    loaded = {}
-    for i, path in enumerate(fits):
-        label = name[i] if name else (path.stem if path.stem not in loaded else str(path))
-        loaded[label] = bs.load(path)
+    loaded = _load_labelled(fits, name)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         table = bs.compare(loaded, method="lfo" if lfo else "loo", fraction=fraction)
@@ -390,6 +397,51 @@ def compare_cmd(
     for w in caught:
         if "Pareto" in str(w.message):
             Console(stderr=True).print(f"[yellow]warning:[/] {w.message}", soft_wrap=True)
+
+
+def _load_labelled(fits: list[Path], name: list[str]) -> dict[str, Any]:
+    """Saved fits by label: --name in order, else each file's name (its path where two names clash)."""
+    import bayescale as bs
+
+    if name and len(name) != len(fits):
+        raise BayescaleError(f"--name: give one label per fit ({len(fits)} fits, {len(name)} labels)")
+    loaded = {}
+    for i, path in enumerate(fits):
+        label = name[i] if name else (path.stem if path.stem not in loaded else str(path))
+        loaded[label] = bs.load(path)
+    return loaded
+
+
+@app.command("average")
+def average_cmd(
+    fits: Annotated[list[Path], typer.Argument(help="Two or more saved fits (.nc) of the same runs.")],
+    loo: Annotated[
+        bool, typer.Option("--loo", help="Stack on PSIS-LOO (no refit) instead of leave-future-out.")
+    ] = False,
+    fraction: Annotated[float, typer.Option(help="Leave-future-out: share of the largest runs held out.")] = 0.2,
+    at: Annotated[list[str], typer.Option("--at", help="Predict here, e.g. N=7e10,D=1.4e12 (repeatable).")] = [],  # noqa: B006
+    csv: Annotated[Path | None, typer.Option("--csv", help="CSV of inputs to predict at.")] = None,
+    compute: Annotated[str | None, typer.Option(help="Allocate these budgets (FLOPs), e.g. 1e23,1e24.")] = None,
+    prob: Annotated[str, typer.Option(help=PROB_HELP + " Several, comma-separated: 0.5,0.9.")] = "0.9",
+    name: Annotated[
+        list[str], typer.Option("--name", help="A label per fit, in order (default: the file names).")
+    ] = [],  # noqa: B006
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Mix laws by stacking weights; print the weights, and the mixture's bands (--at) or allocation (--compute)."""
+    import bayescale as bs
+
+    mixed = bs.average(_load_labelled(fits, name), method="loo" if loo else "lfo", fraction=fraction)
+    how = "PSIS-LOO" if loo else f"leave-future-out (top {fraction:.0%} held out)"
+    _emit(mixed.weights.rename("weight").to_frame(), f"stacking weights on {how}", fmt, index="law")
+    probs = _probs(prob)
+    points = _points(at, csv)
+    if not points.empty:
+        table = mixed.predict(points, prob=probs if len(probs) > 1 else probs[0])
+        _emit(table, f"the mixture's {', '.join(f'{p:.0%}' for p in probs)} bands", fmt)
+    if compute is not None:
+        alloc = mixed.allocate(_budgets(compute), prob=probs[0])
+        _emit(alloc.table.T if fmt is Format.table else alloc.table, f"the mixture's allocation ({probs[0]:.0%})", fmt)
 
 
 @app.command("demo")

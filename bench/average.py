@@ -56,11 +56,11 @@ def run(shard: int, n_shards: int) -> None:
             fits = {name: bs.fit(name, task.train, progress=False, seed=0) for name in (task.law, RIVAL[task.law])}
             mixes = {m: bs.average(fits, method=m) for m in ("loo", "lfo")}
         y = task.test[bs.law(task.law).target].to_numpy(dtype=float)
-        bands = {"own law": fits[task.law].predictive_draws(task.test, seed=1)} | {
-            f"stacking ({m})": mix.predictive_draws(task.test, seed=1) for m, mix in mixes.items()
+        bands = {"own law": (fits[task.law].predictive_draws(task.test, seed=1), 1.0)} | {
+            f"stacking ({m})": (mix.predictive_draws(task.test, seed=1), mix.weights[task.law])
+            for m, mix in mixes.items()
         }
-        for method, draws in bands.items():
-            weight = mixes[method[10:-1]].weights[task.law] if method.startswith("stacking") else 1.0
+        for method, (draws, weight) in bands.items():
             rows.append(
                 {"task": task.name, "family": task.family, "method": method, "own_weight": weight} | scores(draws, y)
             )

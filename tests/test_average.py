@@ -1,5 +1,8 @@
 """Averaging laws by stacking weights: the weights, the mixture's draws, bands and allocations."""
 
+import io
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -88,3 +91,14 @@ def test_bad_requests_say_what_is_wrong(fits, chinchilla_fit):
         other = bs.fit("chinchilla", chinchilla_runs(n=60, seed=9), seed=0, **FAST)
     with pytest.raises(bs.BayescaleError, match="different runs"):
         bs.average({"a": chinchilla_fit, "b": other}, method="loo")
+
+
+def test_cli_average(tmp_path, chinchilla_fit, kaplan_fit):
+    a, b = chinchilla_fit.save(tmp_path / "chinchilla.nc"), kaplan_fit.save(tmp_path / "kaplan.nc")
+    command = ["average", str(a), str(b), "--loo", "--at", "N=3e10,D=6e11", "--compute", "1e23", "--format", "csv"]
+    out = subprocess.run([sys.executable, "-m", "bayescale.cli", *command], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("law,weight\nchinchilla,")
+    assert "median_chinchilla" in out.stdout and "N_median" in out.stdout  # the band, then the allocation
+    weights = pd.read_csv(io.StringIO(out.stdout), nrows=2)  # the first table: one row per law
+    assert weights.weight.sum() == pytest.approx(1.0, abs=1e-6)
