@@ -17,6 +17,7 @@ import pandas as pd
 
 from bayescale import _discrepancy
 from bayescale.compare import check_same_runs, log_predictive_density, refit_on
+from bayescale.data import as_frame
 from bayescale.errors import BayescaleError
 
 if TYPE_CHECKING:
@@ -63,8 +64,7 @@ class Average:
             raise BayescaleError(f"prob must lie strictly between 0 and 1 (or be a list of such), got {prob}")
         per_law = [fit.predictive_draws(new, seed=seed) for fit in self.fits.values()]
         draws = self._mix(per_law, seed)
-        out = new.copy() if isinstance(new, pd.DataFrame) else pd.DataFrame(new)
-        out = out.reset_index(drop=True)
+        out = as_frame(new, []).reset_index(drop=True)
         out["median"] = np.median(draws, axis=0)
         for p in probs:
             tag = "" if np.ndim(prob) == 0 else f"_{100 * p:g}"

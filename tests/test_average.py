@@ -79,6 +79,8 @@ def test_predict_gives_the_band_and_each_laws_median(fits):
     assert np.all((lo <= table["median"]) & (table["median"] <= hi))  # the mixture's median lies between the laws'
     with pytest.raises(bs.BayescaleError, match="strictly between 0 and 1"):
         mixed.predict(BIG, prob=1.5)
+    one = mixed.predict({"N": 3e10, "D": 6e11})  # a dict of scalars is one row, as for Fit.predict
+    assert len(one) == 1 and one["median"].iloc[0] == pytest.approx(table["median"].iloc[0], rel=5e-3)  # other draws
 
 
 def test_bad_requests_say_what_is_wrong(fits, chinchilla_fit):
