@@ -415,10 +415,8 @@ def _load_labelled(fits: list[Path], name: list[str]) -> dict[str, Any]:
 @app.command("average")
 def average_cmd(
     fits: Annotated[list[Path], typer.Argument(help="Two or more saved fits (.nc) of the same runs.")],
-    loo: Annotated[
-        bool, typer.Option("--loo", help="Stack on PSIS-LOO (no refit) instead of leave-future-out.")
-    ] = False,
-    fraction: Annotated[float, typer.Option(help="Leave-future-out: share of the largest runs held out.")] = 0.2,
+    lfo: Annotated[bool, typer.Option("--lfo", help="Stack on leave-future-out refits, not PSIS-LOO.")] = False,
+    fraction: Annotated[float, typer.Option(help="With --lfo: share of the largest runs held out.")] = 0.2,
     at: Annotated[list[str], typer.Option("--at", help="Predict here, e.g. N=7e10,D=1.4e12 (repeatable).")] = [],  # noqa: B006
     csv: Annotated[Path | None, typer.Option("--csv", help="CSV of inputs to predict at.")] = None,
     compute: Annotated[str | None, typer.Option(help="Allocate these budgets (FLOPs), e.g. 1e23,1e24.")] = None,
@@ -431,8 +429,8 @@ def average_cmd(
     """Mix laws by stacking weights; print the weights, and the mixture's bands (--at) or allocation (--compute)."""
     import bayescale as bs
 
-    mixed = bs.average(_load_labelled(fits, name), method="loo" if loo else "lfo", fraction=fraction)
-    how = "PSIS-LOO" if loo else f"leave-future-out (top {fraction:.0%} held out)"
+    mixed = bs.average(_load_labelled(fits, name), method="lfo" if lfo else "loo", fraction=fraction)
+    how = f"leave-future-out (top {fraction:.0%} held out)" if lfo else "PSIS-LOO"
     _emit(mixed.weights.rename("weight").to_frame(), f"stacking weights on {how}", fmt, index="law")
     probs = _probs(prob)
     points = _points(at, csv)
