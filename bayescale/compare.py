@@ -84,7 +84,7 @@ def check_same_runs(fits: Mapping[str, Fit], caller: str) -> None:
             )
 
 
-def order_by(fit: Fit, by: str) -> np.ndarray:
+def _order_column(fit: Fit, by: str) -> np.ndarray:
     """Each fitted run's value of `by` (C is computed from N and D where needed): what leave-future-out cuts on."""
     frame = fit.data.with_inputs([by], fit.meta.get("flops_per_token_param", 6.0)).frame
     if by not in frame:
@@ -132,7 +132,7 @@ def leave_future_out(
     """
     rows = []
     for name, fitted in fits.items():
-        order = order_by(fitted, by)
+        order = _order_column(fitted, by)
         cuts = list(cutoffs) if cutoffs is not None else [float(np.quantile(order, 1 - fraction))]
         for cut in cuts:
             train = order <= cut
