@@ -431,7 +431,7 @@ def average_cmd(
 
     mixed = bs.average(_load_labelled(fits, name), method="lfo" if lfo else "loo", fraction=fraction)
     how = f"leave-future-out (top {fraction:.0%} held out)" if lfo else "PSIS-LOO"
-    _emit(mixed.weights.rename("weight").to_frame(), f"stacking weights on {how}", fmt, index="law")
+    _emit(mixed.weights.rename("weight").rename_axis("law").to_frame(), f"stacking weights on {how}", fmt, index="law")
     probs = _probs(prob)
     points = _points(at, csv)
     if not points.empty:
