@@ -33,8 +33,7 @@ def compare(fits: Mapping[str, Fit], method: str = "loo", **lfo_options: Any) ->
     method="lfo": leave-future-out; refits each law on runs below a cutoff and scores the runs above it,
     which matches how laws are used (see `leave_future_out` for the options).
     """
-    if len(fits) < 2:
-        raise BayescaleError("compare needs at least two fits, e.g. compare({'chinchilla': f1, 'kaplan': f2})")
+    _at_least_two(fits, "compare")
     if method == "lfo":
         return leave_future_out(fits, **lfo_options)
     if method != "loo":
@@ -68,11 +67,15 @@ def compare(fits: Mapping[str, Fit], method: str = "loo", **lfo_options: Any) ->
     return table
 
 
+def _at_least_two(fits: Mapping[str, Fit], caller: str) -> None:
+    if len(fits) < 2:
+        raise BayescaleError(f"{caller} needs at least two fits, e.g. {caller}({{'chinchilla': f1, 'kaplan': f2}})")
+
+
 def check_same_runs(fits: Mapping[str, Fit], caller: str) -> None:
     """Raise unless every fit holds the same runs in the same order: pointwise scores (and stacking weights, which
     ArviZ's compare computes) pair each run's score across laws."""
-    if len(fits) < 2:
-        raise BayescaleError(f"{caller} needs at least two fits, e.g. {caller}({{'chinchilla': f1, 'kaplan': f2}})")
+    _at_least_two(fits, caller)
     first = next(iter(fits.values()))
     y0 = np.log(first.data[first.law.target])
     for name, fit in fits.items():

@@ -1,5 +1,6 @@
 """Averaging laws by stacking weights: the weights, the mixture's draws, bands and allocations."""
 
+import copy
 import io
 import subprocess
 import sys
@@ -93,6 +94,13 @@ def test_bad_requests_say_what_is_wrong(fits, chinchilla_fit):
         other = bs.fit("chinchilla", chinchilla_runs(n=60, seed=9), seed=0, **FAST)
     with pytest.raises(bs.BayescaleError, match="different runs"):
         bs.average({"a": chinchilla_fit, "b": other}, method="loo")
+    reordered = copy.copy(chinchilla_fit)  # the same runs in reverse order: scores would pair the wrong runs
+    reordered.data = bs.ScalingData.from_frame(chinchilla_fit.data.frame.iloc[::-1].reset_index(drop=True))
+    for combine in (bs.average, bs.compare):
+        with pytest.raises(bs.BayescaleError, match="in another order"):
+            combine({"a": chinchilla_fit, "b": reordered})
+    with pytest.raises(bs.BayescaleError, match=r"leaves \d+ runs to fit and 1 to score"):
+        bs.average(fits, method="lfo", fraction=0.005)  # one run held out: nothing to stack on
 
 
 def test_cli_average(tmp_path, chinchilla_fit, kaplan_fit):
