@@ -87,9 +87,11 @@ def test_runs_computed_from_the_formula_are_named_before_sampling(monkeypatch):
         bs.fit("chinchilla", chinchilla_runs(n=40, noise=0.0, seed=0), seed=0, **SMALL)
 
 
-def test_noise_free_runs_the_best_fit_missed_are_named_after_sampling():
-    """kaplan's ill-conditioned optimum stops the start search at noise ~2e-4 on exact runs; the posterior then
-    piles onto noise ~1e-5, and the finding that explains the stuck chains comes first."""
+def test_noise_free_runs_the_best_fit_missed_are_named_after_sampling(monkeypatch):
+    """Where the start search stops short of the exact fit (kaplan's ill-conditioned optimum stopped at noise 2e-4 on
+    one machine, 5e-8 on another, so the check before sampling is switched off here), the posterior piles onto
+    near-zero noise and the finding that explains the stuck chains comes first."""
+    monkeypatch.setattr(diagnostics, "NOISE_FREE_AT_BEST", 0.0)
     with pytest.warns(diagnostics.SamplingWarning, match="computed from the formula"):
         fit = bs.fit("kaplan", design_runs("kaplan", seed=0, noise=0.0), seed=0, discrepancy=0.0, **SMALL)
     assert codes(fit.diagnostics["findings"])[0] == "noise_free"
