@@ -188,12 +188,16 @@ def build(spec: ModelSpec, arrays: Mapping[str, np.ndarray]) -> pm.Model:
             delta = pt.concatenate([pt.zeros(1), pt.cumsum(tau * pt.sqrt(step) * steps, axis=0)])
             pm.Deterministic("walk_delta", delta)
             mu = mu + pt.dot(pm.Data("walk_w", arrays["walk_w"]), delta)
+        student = spec.likelihood == "student_t"
+        noise = pm.StudentT.dist(nu=spec.nu, mu=mu, sigma=sigma) if student else pm.Normal.dist(mu=mu, sigma=sigma)
+        cap = None if law.target_max is None else float(np.log(law.target_max))
         if spec.weighted:  # each run's log density times its weight: a weighted likelihood, no observed variable
-            student = spec.likelihood == "student_t"
-            noise = pm.StudentT.dist(nu=spec.nu, mu=mu, sigma=sigma) if student else pm.Normal.dist(mu=mu, sigma=sigma)
+            noise = noise if cap is None else pm.Truncated.dist(noise, upper=cap)
             pm.Potential("obs_weighted", pt.sum(pm.Data("weight", arrays["weight"]) * pm.logp(noise, log_y)))
-        elif spec.likelihood == "student_t":
+        elif cap is None and student:
             pm.StudentT("obs", nu=spec.nu, mu=mu, sigma=sigma, observed=log_y)
-        else:
+        elif cap is None:
             pm.Normal("obs", mu=mu, sigma=sigma, observed=log_y)
+        else:  # no mass above the largest value the target can take: each run's density renormalised below it
+            pm.Truncated("obs", noise, upper=cap, observed=log_y)
     return model

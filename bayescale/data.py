@@ -142,6 +142,13 @@ class ScalingData:
                 "the likelihood is on log scale, so values must be positive"
             )
         target = self.frame[law.target].to_numpy(dtype=float)
+        cap = law.target_max
+        if cap is not None and (target > cap).any():
+            row = int(np.flatnonzero(target > cap)[0])
+            raise DataError(
+                f"column {law.target!r}: row {self._row(row)} has value {target[row]:g}, above {cap:g}, the largest "
+                f"value law {law.name!r} allows for {law.target!r} (target_max): a percentage instead of a fraction?"
+            )
         if np.ptp(target) == 0:
             raise DataError(
                 f"column {law.target!r} has the same value ({target[0]:g}) in all {len(target)} runs: there is "

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bayescale import _discrepancy
+from bayescale import _discrepancy, _noise
 from bayescale.errors import BayescaleError
 from bayescale.laws import law as get_law
 
@@ -359,11 +359,11 @@ def _costs(frame: pd.DataFrame, cost: str | Callable | None, k: float) -> np.nda
 def _simulate(fit: Fit, log_mean: np.ndarray, sigma: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """N_OUTCOMES joint outcomes (log target) of every candidate, each from one posterior draw with its noise
     (`sigma` (S, m): each draw's noise scale at each candidate)."""
+
     pick = rng.integers(0, len(sigma), N_OUTCOMES)
-    if fit.spec.likelihood == "student_t":
-        eps = rng.standard_t(fit.spec.nu, (N_OUTCOMES, log_mean.shape[1]))
-    else:
-        eps = rng.standard_normal((N_OUTCOMES, log_mean.shape[1]))
+    cap = fit.law.target_max
+    upper = None if cap is None else (np.log(cap) - log_mean[pick]) / sigma[pick]
+    eps = _noise.draws(rng, (N_OUTCOMES, log_mean.shape[1]), fit.spec.likelihood, fit.spec.nu, upper)
     return log_mean[pick] + sigma[pick] * eps
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, get_args
 import numpy as np
 import pandas as pd
 
-from bayescale import _discrepancy, _walk, diagnostics
+from bayescale import _discrepancy, _noise, _walk, diagnostics
 from bayescale._model import Likelihood, Mode, ModelSpec, data_arrays, make_spec, noise_reference
 from bayescale._progress import Phases
 from bayescale.data import GROUP, LARGE_RUNS, WEIGHT, ScalingData, as_frame
@@ -245,11 +245,9 @@ class Fit:
     def _add_noise(self, mean: np.ndarray, seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)
         sigma = self._run_sigma(np.log(mean))
-        if self.spec.likelihood == "student_t":
-            eps = rng.standard_t(self.spec.nu, mean.shape)
-        else:
-            eps = rng.standard_normal(mean.shape)
-        return mean * np.exp(sigma * eps)
+        cap = self.law.target_max
+        upper = None if cap is None else (np.log(cap) - np.log(mean)) / sigma
+        return mean * np.exp(sigma * _noise.draws(rng, mean.shape, self.spec.likelihood, self.spec.nu, upper))
 
     def _inputs(self, new: Any, skip: tuple[str, ...] = ()) -> pd.DataFrame:
         """Prediction inputs as a checked frame, completing N/D/C from the other two where needed."""
@@ -288,7 +286,8 @@ class Fit:
         out = frame.copy()
         for name, draws in upstream.items():  # the chained input's median, e.g. loss_median
             out[f"{name}_median"] = np.median(draws, axis=0)
-        for prefix, draws in (("", noisy), ("mean_", mean)):  # the run's band, then the law's own
+        cap = np.inf if self.law.target_max is None else self.law.target_max  # the drift may carry it past the cap
+        for prefix, draws in (("", noisy), ("mean_", np.minimum(mean, cap))):  # the run's band, then the law's own
             out[f"{prefix}median"] = np.median(draws, axis=0)
             for p in probs:
                 tag = "" if np.ndim(prob) == 0 else f"_{100 * p:g}"
@@ -546,15 +545,11 @@ def fit(
 
 def log_density(log_y: np.ndarray, log_mean: np.ndarray, sigma: np.ndarray, spec: ModelSpec) -> np.ndarray:
     """The likelihood's log density of log-targets `log_y` given the law's log-values and the noise scale (arrays
-    broadcast against each other): Student-t with spec.nu degrees of freedom, or Gaussian."""
-    from scipy.special import gammaln
-
-    z = (log_y - log_mean) / sigma
-    if spec.likelihood == "student_t":  # closed form: scipy.stats.t.logpdf is ~5x slower here
-        nu = spec.nu
-        const = gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi)
-        return const - (nu + 1) / 2 * np.log1p(z * z / nu) - np.log(sigma)
-    return -0.5 * z * z - 0.5 * np.log(2 * np.pi) - np.log(sigma)
+    broadcast against each other): Student-t with spec.nu degrees of freedom, or Gaussian; truncated at the law's
+    target_max where it has one."""
+    cap = spec.law.target_max
+    upper = None if cap is None else (np.log(cap) - log_mean) / sigma
+    return _noise.log_density((log_y - log_mean) / sigma, sigma, spec.likelihood, spec.nu, upper)
 
 
 def check_output_path(path: str | Path) -> Path:

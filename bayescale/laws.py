@@ -87,6 +87,8 @@ class Law:
     sigma_prior: Prior
     # [noise] power: run noise (sd of log target) that scales as target^-power, e.g. accuracy's; None = constant
     noise_power: Prior | None = None
+    # the largest value the target can take (accuracy, error rate: 1), or None; the likelihood is truncated there
+    target_max: float | None = None
     design: Mapping[str, Any] = field(default_factory=dict)
     optimum: Formula | None = None  # closed-form N*(C, k), when the law has one
     sampling: Mapping[str, Any] = field(default_factory=dict)  # sampler defaults this law needs, e.g. tune
@@ -372,6 +374,9 @@ def _from_spec(spec: Mapping[str, Any], path: str, source: str) -> Law:
     unknown = set(noise) - {"sigma", "power"}
     if unknown:
         raise _fail(path, "noise", f"unknown keys {sorted(unknown)} (known: sigma, power)")
+    target_max = spec.get("target_max")
+    if target_max is not None and not (_number(target_max) and 0 < target_max < float("inf")):
+        raise _fail(path, "target_max", f"must be a positive number (e.g. 1.0 for an accuracy), got {target_max!r}")
     return Law(
         name=str(spec["name"]),
         title=str(spec.get("title", spec["name"])),
@@ -386,6 +391,7 @@ def _from_spec(spec: Mapping[str, Any], path: str, source: str) -> Law:
         published=dict(published),
         sigma_prior=sigma_prior,
         noise_power=noise_power,
+        target_max=None if target_max is None else float(target_max),
         source=source,
         path=path,
         notes=str(spec.get("notes", "")),

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from bayescale import _noise
 from bayescale.data import ScalingData
 from bayescale.laws import Law
 from bayescale.laws import law as get_law
@@ -31,7 +32,8 @@ def simulate(
     likelihood: str = "normal",
     nu: float = 4.0,
 ) -> ScalingData:
-    """Runs at the given inputs with target = law × exp(noise · eps), eps standard normal or Student-t(nu).
+    """Runs at the given inputs with target = law × exp(noise · eps), eps standard normal or Student-t(nu)
+    (truncated so that the target stays at or below the law's target_max, as the fits assume).
 
     The noise is multiplicative, as in the fits (a law's [noise] power is not simulated: its runs get power 0);
     `likelihood="student_t"` simulates the default fitting model exactly (heavy-tailed run-to-run scatter)."""
@@ -43,8 +45,9 @@ def simulate(
         the_law.mean(law_values(the_law, params), columns, constants), len(next(iter(columns.values())))
     )
     rng = np.random.default_rng(seed)
-    eps = rng.standard_t(nu, mean.shape) if likelihood == "student_t" else rng.standard_normal(mean.shape)
-    y = mean * np.exp(noise * eps)
+    cap = the_law.target_max
+    upper = None if cap is None or noise <= 0 else (np.log(cap) - np.log(mean)) / noise
+    y = mean * np.exp(noise * _noise.draws(rng, mean.shape, likelihood, nu, upper))
     return ScalingData.from_frame(pd.DataFrame({**columns, the_law.target: y}), origin=f"simulated from {the_law.name}")
 
 
