@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus_tasks import Task, tasks  # noqa: E402
 
 import bayescale as bs  # noqa: E402
-from bayescale import _discrepancy  # noqa: E402
+from bayescale import _discrepancy, _noise  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / "results" / "corpus_cache"
@@ -275,19 +275,21 @@ def setting_for(r: dict[str, Any], prior: dict[str, Any]) -> dict[str, Any]:
     return _discrepancy.reweight(setting, prior)
 
 
-def _draws_for(r: dict[str, Any], setting: Any, d: np.ndarray, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Predictive draws (S, n) and log predictive density (n,) of log(y) under the base fit and a discrepancy."""
+def _draws_for(
+    r: dict[str, Any], setting: Any, d: np.ndarray, seed: int = 1, capped: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predictive draws (S, n) and log predictive density (n,) of log(y) under the base fit and a discrepancy;
+    truncated at the law's target_max (as bayescale's bands are) unless `capped` is False (bayescale before caps)."""
     S = r["mean"].shape[0]
     shift = _discrepancy.shift_draws(setting, d, S, seed) if _discrepancy.is_active(setting) else 0.0
     log_mean = np.log(r["mean"]) + shift
     sigma = r["sigma"] if r["sigma"].ndim == 2 else r["sigma"][:, None]  # (S, n) or (S, 1)
+    cap = bs.law(r["law"]).target_max if capped else None
+    upper = None if cap is None else (np.log(cap) - log_mean) / sigma
     rng = np.random.default_rng(seed)
-    if r["likelihood"] == "student_t":
-        eps = rng.standard_t(r["nu"], log_mean.shape)
-        dens = stats.t.logpdf((np.log(r["y"])[None, :] - log_mean) / sigma, r["nu"]) - np.log(sigma)
-    else:
-        eps = rng.standard_normal(log_mean.shape)
-        dens = stats.norm.logpdf((np.log(r["y"])[None, :] - log_mean) / sigma) - np.log(sigma)
+    eps = _noise.draws(rng, log_mean.shape, r["likelihood"], r["nu"], upper)
+    z = (np.log(r["y"])[None, :] - log_mean) / sigma
+    dens = _noise.log_density(z, sigma, r["likelihood"], r["nu"], upper)
     return np.exp(log_mean + sigma * eps), logsumexp(dens, axis=0) - np.log(S)
 
 
@@ -297,7 +299,7 @@ def method_draws(r: dict[str, Any], priors: dict[str, dict]) -> dict[str, tuple[
     r["default_setting"] = setting_for(r, priors[r["family"]])
     out = {
         "default": _draws_for(r, r["default_setting"], r["d_by_power"][priors[r["family"]]["span_power"]]),
-        "previous": _draws_for(r, r["previous_setting"], r["d_compute"]),
+        "previous": _draws_for(r, r["previous_setting"], r["d_compute"], capped=False),
         "none": _draws_for(r, 0.0, r["d"]),
         "fixed 0.01": _draws_for(r, 0.01, r["d"]),
     }
