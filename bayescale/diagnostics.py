@@ -33,7 +33,13 @@ MIN_SCALES = 3  # distinct values an input needs for its exponent to rest on mor
 COLLINEAR = 0.99  # |correlation| of two log inputs above which their effects cannot be told apart
 AT_BOUND = 0.05  # posterior's 5% quantile closer to a bound than this share of its 90% width: piled against it
 WEAK = 0.7  # posterior sd above this share of the prior sd: the data barely narrowed the prior
-IDENTIFICATION_CODES = ("few_scales", "collinear_inputs", "at_bound", "weak")  # warned as IdentificationWarning
+IDENTIFICATION_CODES = (
+    "few_scales",
+    "collinear_inputs",
+    "at_bound",
+    "weak",
+    "contradicting_runs",
+)  # IdentificationWarning
 
 
 def finding(code: str, message: str, params: Any = (), severity: str = "warning") -> dict[str, Any]:
@@ -248,3 +254,67 @@ def _prior_sd(prior: Prior, constants: Mapping[str, float]) -> float:
         "HalfStudentT": lambda: stats.t(a["nu"], 0.0, a["sigma"]),  # sd of |T| <= sd of T: conservative
     }.get(prior.dist)
     return float(dist().std()) if dist else float("inf")
+
+
+CONTRADICTION_SDS = 8.0  # a pair of runs contradicts the law's direction by more than this many noise sds ...
+CONTRADICTION_LOG = 0.05  # ... and by more than 5% of the target, so that heavy-tailed noise does not set it off
+CONTRADICTION_MAX_RUNS = 2000  # all ordered pairs are compared: n^2 cells
+
+
+def contradictions(
+    law: Law, frame: pd.DataFrame, params: Mapping[str, float], constants: Mapping[str, float], sigma: np.ndarray
+) -> list[dict]:
+    """After a fit: pairs of runs no law moving like the fitted one can fit both of. From run i to run j every input
+    moves the fitted law down or leaves it (the same value where the law is not monotone in it), so the law puts
+    j's target no higher, yet it is higher by more than CONTRADICTION_SDS run noise sds (`sigma`, log scale, per
+    run): a model that got worse with more parameters on repeated data, a run that diverged. Such runs pull the
+    fit towards them."""
+    n = len(frame)
+    if n < 2 or n > CONTRADICTION_MAX_RUNS:
+        return []
+    x = {k: frame[k].to_numpy(dtype=float) for k in law.inputs}
+    with np.errstate(all="ignore"):
+        base = np.log(np.broadcast_to(law.mean(params, x, constants), n))
+        # u[k]: the input signed so that larger means a lower law value; None where the law turns in it
+        u: dict[str, np.ndarray | None] = {}
+        for k, values in x.items():
+            step = 1e-3 * (np.abs(values) + np.ptp(values) + 1e-12)
+            moved = np.log(np.broadcast_to(law.mean(params, {**x, k: values + step}, constants), n)) - base
+            signs = np.sign(np.where(np.abs(moved) > 1e-12, moved, 0.0))
+            if not np.all(np.isfinite(moved)):
+                return []
+            turns = set(np.unique(signs[signs != 0]).tolist())  # runs where the law is flat in k do not count
+            if not turns:
+                continue
+            u[k] = -turns.pop() * values if len(turns) == 1 else None
+    if not any(v is not None for v in u.values()):
+        return []
+    better_or_same = np.ones((n, n), bool)  # [i, j]: j at least as far as i along every input the law moves with
+    strictly = np.zeros((n, n), bool)
+    for k, v in u.items():
+        if v is None:
+            better_or_same &= x[k][None, :] == x[k][:, None]
+        else:
+            better_or_same &= v[None, :] >= v[:, None]
+            strictly |= v[None, :] > v[:, None]
+    log_y = np.log(frame[law.target].to_numpy(dtype=float))
+    worse_by = log_y[None, :] - log_y[:, None]  # [i, j]: how much higher (worse for a falling law) j is than i
+    noise = np.sqrt(sigma[:, None] ** 2 + sigma[None, :] ** 2)
+    bad = better_or_same & strictly & (worse_by > np.maximum(CONTRADICTION_SDS * noise, CONTRADICTION_LOG))
+    if not bad.any():
+        return []
+    sds = np.where(bad, worse_by / noise, -np.inf)
+    i, j = np.unravel_index(int(np.argmax(sds)), sds.shape)
+    runs = sorted(set(np.flatnonzero(bad.any(axis=0)).tolist()))
+    where = ", ".join(f"{k}={x[k][j]:.3g}" for k in law.inputs)
+    other = ", ".join(f"{k}={x[k][i]:.3g}" for k in law.inputs)
+    shown = ", ".join(map(str, runs[:8])) + (" ..." if len(runs) > 8 else "")
+    message = (
+        f"run {j} ({where}) has {law.target} {np.exp(log_y[j]):.4g}, higher than run {i}'s {np.exp(log_y[i]):.4g} "
+        f"({other}) by {sds[i, j]:.0f} run-noise sds, although the fitted law puts it no higher (every input moves "
+        f"the law down, or not at all, from run {i} to run {j}): no setting of {law.name!r} fits both. {len(runs)} "
+        f"run(s) lie this far above a run the law puts at or above them (rows {shown}). Runs that got worse with more "
+        "parameters or data (overfitting on repeated data, a diverged run) pull the fit towards them: drop them, or "
+        "fit a law that can turn."
+    )
+    return [finding("contradicting_runs", message)]

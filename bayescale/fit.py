@@ -692,8 +692,19 @@ def _sample(law: Law, data: ScalingData, options: dict[str, Any]) -> Fit:
         report["findings"] = diagnostics.noise_free(result.draws("sigma")) + report["findings"]
     report["findings"] += [diagnostics.finding("multimodal", text) for text in findings]
     report["findings"] += diagnostics.identification(law, {p: result.draws(p) for p in law.params}, constants)
+    report["findings"] += _contradicting_runs(result)
     meta["diagnostics"] = diagnostics.with_problems(report)
     return result
+
+
+def _contradicting_runs(result: Fit) -> list[dict]:
+    """diagnostics.contradictions at the posterior median, with each run's median noise scale (ungrouped fits)."""
+    frame = result.data.frame
+    if result.spec.groups or len(frame) > diagnostics.CONTRADICTION_MAX_RUNS:
+        return []
+    params = {p: float(np.median(result.draws(p))) for p in result.law.params}
+    sigma = np.median(result._run_sigma(np.log(result._mean(frame, {}, 0, drift=False))), axis=0)
+    return diagnostics.contradictions(result.law, frame, params, result.constants, sigma)
 
 
 def _learn_discrepancy(result: Fit, options: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Coded diagnostics: the runs' design before a fit, the posterior's identification after it."""
 
+import re
 import warnings
 
 import numpy as np
@@ -117,3 +118,32 @@ def test_sampling_checks_run_arviz_without_numba_and_restore_its_setting(monkeyp
     with pytest.raises(ZeroDivisionError):
         diagnostics.check(idata, ["a"])
     assert Numba.numba_flag is True
+
+
+def test_runs_the_law_cannot_rank_are_named():
+    """A 2.8B model that overfits (loss 4.1 where the 1.1B model on the same data reached 3.0) lies far above a run
+    every input of data-constrained ranks at or above it: named with both rows; clean simulated runs are not."""
+    from bayescale.simulate import law_values
+
+    law = bs.law("data-constrained")
+    runs = design_runs("data-constrained", n=60, noise=0.01, seed=1).frame.reset_index(drop=True)
+    runs.loc[40, ["N", "D", "U", "loss"]] = [1.1e9, 5e10, 4e9, 3.0]
+    runs.loc[41, ["N", "D", "U", "loss"]] = [2.8e9, 5e10, 4e9, 4.1]
+    consts = law.resolve_constants({k: runs[k].to_numpy(float) for k in (*law.inputs, law.target)})
+    sigma = np.full(len(runs), 0.01)
+    found = diagnostics.contradictions(law, runs, law_values(law), consts, sigma)
+    assert codes(found) == ["contradicting_runs"]
+    assert re.search(
+        r"run 41 \(N=2.8e\+09.*loss 4.1, higher than run \d+'s .*fits both. 1 run.*\(rows 41\)", found[0]["message"]
+    )
+    clean = design_runs("data-constrained", n=60, noise=0.01, seed=1, likelihood="student_t").frame
+    consts = law.resolve_constants({k: clean[k].to_numpy(float) for k in (*law.inputs, law.target)})
+    assert diagnostics.contradictions(law, clean, law_values(law), consts, sigma) == []
+
+
+def test_a_fit_reports_runs_its_law_cannot_rank():
+    runs = chinchilla_runs(n=40, noise=0.01, seed=0).frame.reset_index(drop=True)
+    runs.loc[len(runs)] = {"N": runs.N.max() * 2, "D": runs.D.max() * 2, "loss": runs.loss.max() * 1.5}
+    with pytest.warns(diagnostics.IdentificationWarning, match=f"run {len(runs) - 1} .*no setting of 'chinchilla'"):
+        fit = bs.fit("chinchilla", runs, seed=0, discrepancy=0.0, **SMALL)
+    assert "contradicting_runs" in codes(fit.diagnostics["findings"])
