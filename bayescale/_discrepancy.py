@@ -1,17 +1,17 @@
 """The extrapolation-error model: how far a law's prediction may move beyond the data, and learning how far.
 
 No law is exactly true. Beyond the fitted runs each posterior draw's log-prediction moves by
-    shift(d) = s z1 d**g + b z2 (1 - exp(-d / RAMP)),        z1, z2 ~ N(0, 1) per draw,
+    shift(d) = s z1 d**g + b z2 (1 - exp(-d / ramp)),        z1, z2 ~ N(0, 1) per draw,
 d the distance beyond the data along its worst axis (compute, any single input, tokens per parameter; `distance`),
 in e-folds divided by span**p, the e-folds the fitted runs cover along that axis (p learned with the prior), s the
 *slope scale* (how fast the law's error grows per e-fold) and b the *offset scale* (its error
-at the edge of the data, reached within a few RAMPs). A number fixes s (b = 0). "auto", the default, draws each
+at the edge of the data, reached within a few ramps; the ramp is learned with the prior). A number fixes s (b = 0). "auto", the default, draws each
 posterior draw's (b, s) from a grid posterior:
   prior:    how far published laws missed real held-out runs, learned across a corpus of real sweeps by
             bench/corpus.py (log-normal in s and in b, fitted so that the *updated* bands give held-out runs the
             lowest interval scores at 50% and 90%, in log units as the corpus judges them; `calibrated_prior`) and
-            shipped as discrepancy_prior.json, with the growth exponent of the slope term (d ** growth) and the
-            weight of the user's own evidence;
+            shipped as discrepancy_prior.json, with the growth exponent of the slope term (d ** growth), the
+            offset's ramp and the weight of the user's own evidence;
   evidence: leave-future-out inside the user's own runs, at several cuts: the joint density of the runs above
             each cut under the posterior without them (Pareto-smoothed importance sampling from the full fit,
             Bürkner, Gabry & Vehtari 2020, or one short refit where Pareto k is too high), with the shift
@@ -44,7 +44,7 @@ OFFSETS = (0.0, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.07, 0.1)
 # shipped grid keeps the drift centred.
 MEANS = (0.0,)
 GRID_KEYS = ("means", "offsets", "scales")
-RAMP = 0.1  # e-folds over which the edge offset sets in (63% at 0.1, 99% at 0.5)
+RAMP = 0.1  # drift distance over which the edge offset sets in (63% at 1 ramp); settings saved without "ramp" read 0.1
 FRACTIONS = (0.2, 0.1, 0.3)  # leave-future-out cuts: share of the runs, the largest by compute, held out (first: main)
 MAX_HELDOUT = 0.5  # never hold out more than this share (whole budgets can overshoot a fraction)
 MIN_HELDOUT = 3
@@ -190,9 +190,9 @@ def cuts(order: np.ndarray, n_params: int) -> list[np.ndarray]:
 
 
 # --- the shift's draws ----------------------------------------------------------------------------------------
-def _ramp(d: Any) -> Any:
-    """How far the edge offset has set in, `d` e-folds beyond the data: 0 at the edge, 1 far out."""
-    return 1 - np.exp(-np.asarray(d, float) / RAMP)
+def _ramp(d: Any, ramp: float = RAMP) -> Any:
+    """How far the edge offset has set in, `d` beyond the data (drift distance): 0 at the edge, 1 far out."""
+    return 1 - np.exp(-np.asarray(d, float) / ramp)
 
 
 def _components(setting: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -238,6 +238,11 @@ def growth_of(setting: Any) -> float:
     return float(setting.get("growth", 1.0)) if isinstance(setting, dict) else 1.0
 
 
+def ramp_of(setting: Any) -> float:
+    """The drift distance over which the edge offset sets in (settings saved before it was learned: RAMP)."""
+    return float(setting.get("ramp", RAMP)) if isinstance(setting, dict) else RAMP
+
+
 def spread_at(setting: Any, d: float | None = None) -> float:
     """The rms shift of the law's log-prediction at drift distance `d` (systematic drift included); default: one
     e-fold beyond the data along the compute position."""
@@ -245,7 +250,8 @@ def spread_at(setting: Any, d: float | None = None) -> float:
         d = float(setting.get("unit", 1.0)) if isinstance(setting, dict) else 1.0
     means, scales, offsets, weights = _components(setting)
     g = d ** growth_of(setting)
-    return float(np.sqrt(np.dot(weights, (means * g) ** 2 + (scales * g) ** 2 + (offsets * _ramp(d)) ** 2)))
+    r = _ramp(d, ramp_of(setting))
+    return float(np.sqrt(np.dot(weights, (means * g) ** 2 + (scales * g) ** 2 + (offsets * r) ** 2)))
 
 
 def option_of(setting: Any) -> float | str:
@@ -278,7 +284,8 @@ def shift_draws(setting: Any, d: np.ndarray, n_draws: int, seed: int) -> np.ndar
     )
     d = np.asarray(d, float)[None, :]
     g = d ** growth_of(setting)
-    return (means[pick] + scales[pick] * slope)[:, None] * g + (offsets[pick] * edge)[:, None] * _ramp(d)
+    r = _ramp(d, ramp_of(setting))
+    return (means[pick] + scales[pick] * slope)[:, None] * g + (offsets[pick] * edge)[:, None] * r
 
 
 # --- the prior learned across the corpus ----------------------------------------------------------------------
@@ -334,8 +341,10 @@ def held_out(
 
 def interval_scores(held: HeldOut, q: np.ndarray) -> np.ndarray:
     """Per run, the interval scores (Gneiting & Raftery 2007) at SCORED_LEVELS, summed, in log units, of the bands
-    that the grid weights `q` (G,) give: half-width c where the mixture holds the level, 2c + 2/alpha (miss - c)+."""
-    mass = np.einsum("ngk,g->nk", held.mass, q.astype(np.float32))
+    that the grid weights `q` (G,), or one row of weights per run (n, G), give: half-width c where the mixture
+    holds the level, 2c + 2/alpha (miss - c)+."""
+    q = np.asarray(q, np.float32)
+    mass = np.einsum("ngk,g->nk", held.mass, q) if q.ndim == 1 else np.matmul(q[:, None, :], held.mass)[:, 0, :]
     rows, log_c = np.arange(len(mass)), np.log(HALF_WIDTHS)
     total = np.zeros(len(mass))
     for level in SCORED_LEVELS:
@@ -364,7 +373,10 @@ def calibrated_prior(
     from scipy.optimize import minimize
 
     w = np.ones(len(held)) if task_weights is None else np.asarray(task_weights, float)
-    w = w / w.sum()
+    # every task's runs in one array (one pass per evaluation); a run weighs its task's weight over its task's runs
+    task_of = np.concatenate([np.full(len(h.miss), i) for i, h in enumerate(held)])
+    run_weight = (w / w.sum() / np.array([len(h.miss) for h in held]))[task_of]
+    stacked = HeldOut(np.concatenate([h.mass for h in held]), np.concatenate([h.miss for h in held]))
     log_s, log_b, allowed = _log_axes(points)
     bounds = np.array(
         [[log_s.min(), log_s.max()], [-5.0, np.log(3.0)], [log_b.min(), log_b.max()], [-5.0, np.log(3.0)]]
@@ -379,8 +391,7 @@ def calibrated_prior(
         def loss(theta: np.ndarray, update=update) -> float:
             post = update * _lognormal_weights(np.clip(theta, *bounds.T), log_s, log_b, allowed)[None, :]
             post /= post.sum(axis=1, keepdims=True)
-            per_task = [np.mean(interval_scores(h, q)) for h, q in zip(held, post, strict=True)]
-            return float(np.dot(w, per_task))
+            return float(np.dot(run_weight, interval_scores(stacked, post[task_of])))
 
         options = {"maxiter": 600, "xatol": 1e-2, "fatol": 1e-4, "initial_simplex": simplex}
         result = minimize(loss, start, method="Nelder-Mead", options=options)
@@ -397,7 +408,8 @@ def _extra_variance(d: np.ndarray, points: Mapping[str, Any]) -> np.ndarray:
     s2 = np.asarray(points["scales"], float) ** 2
     b2 = np.asarray(points["offsets"], float) ** 2
     g2 = (np.asarray(d, float) ** float(points.get("growth", 1.0))) ** 2
-    return g2[:, None] * s2[None, :] + (_ramp(d) ** 2)[:, None] * b2[None, :]
+    r2 = _ramp(d, float(points.get("ramp", RAMP))) ** 2
+    return g2[:, None] * s2[None, :] + r2[:, None] * b2[None, :]
 
 
 LFO_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
@@ -449,7 +461,7 @@ def joint_evidence(
 def _axes_of(d: np.ndarray, points: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """The slope's axis g = d ** growth and the offset's ramp r, per held-out run."""
     d = np.asarray(d, float)
-    return d ** float(points.get("growth", 1.0)), _ramp(d)
+    return d ** float(points.get("growth", 1.0)), _ramp(d, float(points.get("ramp", RAMP)))
 
 
 @dataclass
@@ -635,6 +647,7 @@ def learn(
     prior = dict(prior or shipped_prior())
     points = {k: list(map(float, prior[k])) for k in GRID_KEYS}
     points |= {"growth": float(prior.get("growth", 1.0)), "span_power": float(prior.get("span_power", 0.0))}
+    points["ramp"] = ramp_of(prior)
     found, skipped, refits = evidence(full, frame, refit, points)
     setting: dict[str, Any] = points | {"refits": refits}
     setting["run_noise"] = float(np.median(full.noise_sd()))

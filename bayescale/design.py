@@ -460,6 +460,7 @@ class _DriftEvidence:
         points = {key: np.asarray(setting[key], float)[keep] for key in _discrepancy.GRID_KEYS}
         points["growth"] = _discrepancy.growth_of(setting)
         points["span_power"] = _discrepancy.span_power_of(setting)
+        points["ramp"] = _discrepancy.ramp_of(setting)
         g, r = _discrepancy._axes_of(np.array([d]), points)
         spread = np.sqrt((points["means"] ** 2 + points["scales"] ** 2) * g[0] ** 2 + (points["offsets"] * r[0]) ** 2)
         draws = rng.choice(fit.n_draws, min(DRIFT_DRAWS, fit.n_draws), replace=False)

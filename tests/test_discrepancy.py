@@ -320,6 +320,7 @@ def test_the_learned_span_power_sets_the_band(chinchilla_fit):
     band at the same point (the drift's distance grows), plain e-folds (power 0) leave it as it was."""
     setting = chinchilla_fit.meta["discrepancy"]
     assert setting["span_power"] == _discrepancy.shipped_prior().get("span_power", 0.0)
+    assert _discrepancy.ramp_of(setting) == _discrepancy.ramp_of(_discrepancy.shipped_prior())
     new = pd.DataFrame(
         {"N": [4 * chinchilla_fit.data.frame["N"].max()], "D": [4 * chinchilla_fit.data.frame["D"].max()]}
     )
@@ -336,3 +337,21 @@ def test_the_learned_span_power_sets_the_band(chinchilla_fit):
     assert chinchilla_fit.drift_distance(new)[0] == pytest.approx(
         _discrepancy.distance(chinchilla_fit.law, frontier, new, setting["span_power"])[0]
     )
+
+
+def test_the_ramp_sets_how_soon_the_edge_offset_acts():
+    """A setting's ramp is how far beyond the data its edge offset sets in: a short ramp applies the whole offset just
+    past the edge, the default (settings saved without one) only part of it; the evidence reads the same ramp."""
+    d = np.array([0.0, 0.02, 1.0])
+    setting = {"scales": [0.0], "offsets": [0.05], "weights": [1.0]}
+    default = _discrepancy.shift_draws(setting, d, 2000, seed=1)
+    short = _discrepancy.shift_draws(setting | {"ramp": 0.005}, d, 2000, seed=1)
+    assert np.all(default[:, 0] == 0) and np.all(short[:, 0] == 0)  # nothing moves inside the data
+    assert np.std(short[:, 1]) == pytest.approx(0.05 * (1 - np.exp(-4)), rel=0.05)  # 98% set in at 0.02
+    assert np.std(default[:, 1]) == pytest.approx(0.05 * (1 - np.exp(-0.2)), rel=0.05)  # 18% at the default 0.1
+    np.testing.assert_allclose(short[:, 2], default[:, 2], rtol=1e-4)  # far out both are whole
+    assert _discrepancy.spread_at(setting | {"ramp": 0.005}, 0.02) > 4 * _discrepancy.spread_at(setting, 0.02)
+    points = {"means": [0.0], "offsets": [0.05], "scales": [0.0]}
+    _, r_short = _discrepancy._axes_of(d, points | {"ramp": 0.005})
+    _, r_default = _discrepancy._axes_of(d, points)
+    assert r_short[1] > 0.95 and r_default[1] < 0.2
