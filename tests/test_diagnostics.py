@@ -84,7 +84,7 @@ def test_runs_computed_from_the_formula_are_named_before_sampling(monkeypatch):
         raise AssertionError("sampled although the runs are noise-free")
 
     monkeypatch.setattr(nutpie, "sample", no_sampling)
-    with pytest.raises(bs.DataError, match=r"run noise 1e-\d+ on log scale.*computed from the formula.*method='map'"):
+    with pytest.raises(bs.DataError, match=r"run noise \de-\d+ on log scale.*computed from the formula.*method='map'"):
         bs.fit("chinchilla", chinchilla_runs(n=40, noise=0.0, seed=0), seed=0, **SMALL)
 
 
