@@ -88,7 +88,8 @@ def run_task(task: Task, index: int, **sampling: Any) -> dict[str, Any]:
         {},
         len(fitted.data),
     )
-    resolved |= dict(likelihood="student_t", nu=4.0, groups=None, pooling="centred", progress=False)
+    groups = {"groups": options.get("groups"), "pooling": options.get("pooling", "centred")}
+    resolved |= dict(likelihood="student_t", nu=4.0, progress=False) | groups
     resolved["flops_per_token_param"] = task.fit_options.get("flops_per_token_param", 6.0)
     t = time.perf_counter()
     frame = fitted.data.frame

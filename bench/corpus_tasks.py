@@ -52,7 +52,8 @@ Data set -> family, law, cuts (and the known errors of each SOURCE.md that are h
 - llm-leaderboard-sloth -> "downstream", downstream-sigmoid (C = 6 N D FLOPs -> acc), cross-family
   observational data (df_full: arc, hellaswag, mmlu, gsm8k, base and fine-tuned models as in the paper;
   data_v2: BBH of base models only, rows without FLOPs dropped): fit on C below the 60/80% quantile, hold out
-  the larger models. Rows with equal (C, acc) are deduplicated.
+  the larger models. Rows with equal (C, acc) are deduplicated. The model family is a group: c0 partially pooled
+  (non-centred) across families (LEADERBOARD_FIT).
 
 Usage: python bench/corpus_tasks.py [--check] [--families a,b] [--only substring]
 """
@@ -104,7 +105,8 @@ def _make(
 ) -> Task:
     """A Task from raw frames; `columns` maps role -> column and applies to both parts."""
     data = bs.ScalingData.from_frame(train, columns=columns, origin=name)
-    held = test[list(columns.values())].set_axis(list(columns), axis=1).reset_index(drop=True).astype(float)
+    held = test[list(columns.values())].set_axis(list(columns), axis=1).reset_index(drop=True)
+    held = held.astype({k: float for k in columns if k != "group"})  # a group column (model family) stays text
     if len(data) > MAX_TRAIN or len(held) > MAX_TEST or len(held) == 0:
         raise ValueError(f"task {name}: {len(data)} fit rows, {len(held)} held-out rows")
     return Task(name, family, law, data, held, dict(fit_options or {}), note)
@@ -407,10 +409,19 @@ def _datablations(shared: Path) -> list[Task]:
 
 
 # --- llm-leaderboard-sloth --------------------------------------------------------------------------------
-LEADERBOARD = {  # file -> (benchmarks, rows kept)
-    "df_full.csv": (["mmlu", "arc", "hellaswag", "gsm8k"], None),
-    "data_v2.csv": (["BBH"], "base"),  # base models only: df_full_v2's fine-tunes scatter BBH 0.13-0.6 at one C
+LEADERBOARD = {  # file -> (benchmarks, rows kept, model family column)
+    "df_full.csv": (["mmlu", "arc", "hellaswag", "gsm8k"], None, "family"),
+    "data_v2.csv": (
+        ["BBH"],
+        "base",
+        "Family",
+    ),  # base models only: df_full_v2's fine-tunes scatter BBH 0.13-0.6 at one C
 }
+# Observational runs from ~50 model families: each family's compute efficiency (the sigmoid's mid-point c0) is
+# partially pooled, as the Sloth paper's family intercepts; a held-out model of an unseen family draws c0 from the
+# population. Non-centred: most families have 1-3 runs (centred pooling did not mix: R-hat 2.1).
+# bench/results/downstream_groups.md has the measurement.
+LEADERBOARD_FIT = {"groups": {"c0": "pooled"}, "pooling": "non-centred"}
 
 
 def _leaderboard(shared: Path) -> list[Task]:
@@ -418,7 +429,7 @@ def _leaderboard(shared: Path) -> list[Task]:
     if not folder.is_dir():
         return []
     out = []
-    for file, (benches, keep) in LEADERBOARD.items():
+    for file, (benches, keep, family) in LEADERBOARD.items():
         df = pd.read_csv(folder / file).rename(columns={"FLOPs (1E21)": "flops"}).copy()
         if keep == "base":
             df = df[~df.Instruct.astype(bool)].copy()
@@ -437,8 +448,9 @@ def _leaderboard(shared: Path) -> list[Task]:
                         "downstream-sigmoid",
                         fit,
                         held,
-                        {"C": "C", "acc": bench},
+                        {"C": "C", "acc": bench, "group": family},
                         note,
+                        LEADERBOARD_FIT,
                     )
                 )
     return out
