@@ -239,8 +239,9 @@ def growth_of(setting: Any) -> float:
 
 
 def ramp_of(setting: Any) -> float:
-    """The drift distance over which the edge offset sets in (settings saved before it was learned: RAMP)."""
-    return float(setting.get("ramp", RAMP)) if isinstance(setting, dict) else RAMP
+    """The drift distance over which the edge offset sets in, of a setting or grid points (saved before it was
+    learned: RAMP)."""
+    return float(setting.get("ramp", RAMP)) if isinstance(setting, Mapping) else RAMP
 
 
 def spread_at(setting: Any, d: float | None = None) -> float:
@@ -408,7 +409,7 @@ def _extra_variance(d: np.ndarray, points: Mapping[str, Any]) -> np.ndarray:
     s2 = np.asarray(points["scales"], float) ** 2
     b2 = np.asarray(points["offsets"], float) ** 2
     g2 = (np.asarray(d, float) ** float(points.get("growth", 1.0))) ** 2
-    r2 = _ramp(d, float(points.get("ramp", RAMP))) ** 2
+    r2 = _ramp(d, ramp_of(points)) ** 2
     return g2[:, None] * s2[None, :] + r2[:, None] * b2[None, :]
 
 
@@ -461,7 +462,7 @@ def joint_evidence(
 def _axes_of(d: np.ndarray, points: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """The slope's axis g = d ** growth and the offset's ramp r, per held-out run."""
     d = np.asarray(d, float)
-    return d ** float(points.get("growth", 1.0)), _ramp(d, float(points.get("ramp", RAMP)))
+    return d ** float(points.get("growth", 1.0)), _ramp(d, ramp_of(points))
 
 
 @dataclass

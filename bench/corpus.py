@@ -32,7 +32,6 @@ import pickle
 import sys
 import time
 import warnings
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -275,8 +274,22 @@ def learn_prior(results: list[dict[str, Any]]) -> dict[str, Any]:
     return points | numbers | {"weights": pi.tolist(), "tasks": len(results), "families": sorted(set(families))}
 
 
-def _learn_without(results: list[dict[str, Any]], family: str) -> dict[str, Any]:
-    return learn_prior([r for r in results if r["family"] != family])
+def priors_without_each(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per family, the prior learned from the other families' tasks, on PROCESSES processes; the forked workers
+    inherit `results` (the initializer's arguments are not pickled under fork), so the cache is not copied per task."""
+    families = sorted({r["family"] for r in results})
+    context = multiprocessing.get_context("fork")
+    with context.Pool(
+        min(PROCESSES, len(families)), initializer=_WORKER.update, initargs=({"results": results},)
+    ) as pool:
+        return dict(zip(families, pool.map(_learn_without, families), strict=True))
+
+
+_WORKER: dict[str, Any] = {}  # a forked worker's copy of the results (priors_without_each); empty in the parent
+
+
+def _learn_without(family: str) -> dict[str, Any]:
+    return learn_prior([r for r in _WORKER["results"] if r["family"] != family])
 
 
 def setting_for(r: dict[str, Any], prior: dict[str, Any]) -> dict[str, Any]:
@@ -365,9 +378,7 @@ def report(results: list[dict[str, Any]], learn: bool) -> pd.DataFrame:
     """Score every method on every task (the default with leave-one-family-out priors); write the tables."""
     attach_distances(results)
     families = sorted({r["family"] for r in results})
-    # everything the default learns from the corpus, learned without the family it is scored on (one process a core)
-    with multiprocessing.get_context("fork").Pool(min(PROCESSES, len(families))) as pool:
-        priors = dict(zip(families, pool.map(partial(_learn_without, results), families), strict=True))
+    priors = priors_without_each(results)  # all the default learns from the corpus, never from the family it scores
     frames = []
     for r in results:
         for method, (draws, logpd) in method_draws(r, priors).items():

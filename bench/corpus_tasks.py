@@ -411,11 +411,8 @@ def _datablations(shared: Path) -> list[Task]:
 # --- llm-leaderboard-sloth --------------------------------------------------------------------------------
 LEADERBOARD = {  # file -> (benchmarks, rows kept, model family column)
     "df_full.csv": (["mmlu", "arc", "hellaswag", "gsm8k"], None, "family"),
-    "data_v2.csv": (
-        ["BBH"],
-        "base",
-        "Family",
-    ),  # base models only: df_full_v2's fine-tunes scatter BBH 0.13-0.6 at one C
+    # base models only: df_full_v2's fine-tunes scatter BBH 0.13-0.6 at one C
+    "data_v2.csv": (["BBH"], "base", "Family"),
 }
 # Observational runs from ~50 model families: each family's compute efficiency (the sigmoid's mid-point c0) is
 # partially pooled, as the Sloth paper's family intercepts; a held-out model of an unseen family draws c0 from the
