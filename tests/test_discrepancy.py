@@ -95,7 +95,8 @@ def test_calibrated_prior_learns_the_scale_that_predicts_held_out_runs():
 
 
 def test_interval_scores_match_the_definition():
-    """The objective's interval score of a one-point grid posterior equals Gneiting & Raftery's for that Gaussian."""
+    """The objective's interval score of a one-point grid posterior equals Gneiting & Raftery's for that Gaussian,
+    summed over the 50, 80, 90 and 95% bands (the levels bands are judged at)."""
     from scipy import stats
 
     points = _discrepancy.grid() | {"growth": 1.0}
@@ -106,7 +107,7 @@ def test_interval_scores_match_the_definition():
     d = np.linspace(0.3, 3.0, 20)
     sd = np.sqrt(0.003**2 + (0.02 * d) ** 2)
     want = np.zeros(20)
-    for level in (0.5, 0.9):
+    for level in (0.5, 0.8, 0.9, 0.95):
         c = stats.norm.ppf((1 + level) / 2) * sd
         want += 2 * c + 2 / (1 - level) * np.maximum(held.miss - c, 0)
     np.testing.assert_allclose(_discrepancy.interval_scores(held, q), want, rtol=0.02)
