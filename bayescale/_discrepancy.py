@@ -342,15 +342,15 @@ def held_out(
     return HeldOut(mass, miss)
 
 
-def interval_scores(held: HeldOut, q: np.ndarray) -> np.ndarray:
-    """Per run, the interval scores (Gneiting & Raftery 2007) at SCORED_LEVELS, summed, in log units, of the bands
+def interval_scores(held: HeldOut, q: np.ndarray, levels: tuple[float, ...] = SCORED_LEVELS) -> np.ndarray:
+    """Per run, the interval scores (Gneiting & Raftery 2007) at `levels`, summed, in log units, of the bands
     that the grid weights `q` (G,), or one row of weights per run (n, G), give: half-width c where the mixture
     holds the level, 2c + 2/alpha (miss - c)+."""
     q = np.asarray(q, np.float32)
     mass = np.einsum("ngk,g->nk", held.mass, q) if q.ndim == 1 else np.matmul(q[:, None, :], held.mass)[:, 0, :]
     rows, log_c = np.arange(len(mass)), np.log(HALF_WIDTHS)
     total = np.zeros(len(mass))
-    for level in SCORED_LEVELS:
+    for level in levels:
         k = np.clip(np.argmax(mass >= level, axis=1), 1, len(HALF_WIDTHS) - 1)
         lo, hi = mass[rows, k - 1], mass[rows, k]
         c = np.exp(log_c[k - 1] + np.clip((level - lo) / np.maximum(hi - lo, 1e-12), 0, 1) * (log_c[k] - log_c[k - 1]))

@@ -111,6 +111,9 @@ def test_interval_scores_match_the_definition():
         c = stats.norm.ppf((1 + level) / 2) * sd
         want += 2 * c + 2 / (1 - level) * np.maximum(held.miss - c, 0)
     np.testing.assert_allclose(_discrepancy.interval_scores(held, q), want, rtol=0.02)
+    c90 = stats.norm.ppf(0.95) * sd  # one level on its own (bench/headroom.py reads the 90% band)
+    want90 = 2 * c90 + 20 * np.maximum(held.miss - c90, 0)
+    np.testing.assert_allclose(_discrepancy.interval_scores(held, q, levels=(0.9,)), want90, rtol=0.02)
 
 
 def test_the_corpus_prior_ships_with_the_package():
