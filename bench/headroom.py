@@ -29,9 +29,10 @@ from bayescale import _discrepancy  # noqa: E402
 OUT = corpus.HERE / "results" / "headroom.md"
 
 
-def hindsight(r: dict, span_power: float, ramp: float) -> dict[str, float]:
-    """A task's 90% interval score (x100, log units) with no discrepancy and at its best grid point in hindsight."""
-    held, _ = corpus.evidences(r, 1.0, span_power, ramp)
+def hindsight(r: dict, prior: dict) -> dict[str, float]:
+    """A task's 90% interval score (x100, log units) with no discrepancy (grid point 0: offset 0, slope 0) and at
+    its best grid point in hindsight, with the prior's growth, span power and ramp."""
+    held, _ = corpus.evidences(r, prior["growth"], prior["span_power"], prior["ramp"])
     one_point = np.eye(held.mass.shape[1], dtype=np.float32)
     scores = np.array([_discrepancy.interval_scores(held, q, levels=(0.9,)).mean() for q in one_point])
     return {"none (read)": 100 * scores[0], "best in hindsight": 100 * scores.min()}
@@ -46,8 +47,7 @@ def main() -> None:
     judged = rows[rows.method == "default"].groupby("task").is90.mean()
     per_task = pd.DataFrame(
         [
-            {"task": r["name"], "family": r["family"], "default (judged)": judged[r["name"]]}
-            | hindsight(r, prior["span_power"], prior["ramp"])
+            {"task": r["name"], "family": r["family"], "default (judged)": judged[r["name"]]} | hindsight(r, prior)
             for r in results
         ]
     )
