@@ -2,9 +2,9 @@
 
 Per task, the one (slope scale, edge offset) point of the discrepancy grid that gives the task's held-out runs the
 best 90% interval score, chosen after seeing them (the objective's Gaussian reading of the bands, with the shipped
-prior's span power and ramp). No method that learns from the fitted runs can beat it with bands of this form, so
-the gap between it and the default's judged score bounds what a better learned discrepancy can buy; the rest needs
-a better law or better data. Reads the corpus cache (bench/corpus.py) and its rows; writes
+prior's growth, span power and ramp). No method that learns from the fitted runs can beat it with bands of this
+form, so the gap between it and the default's judged score bounds what a better learned discrepancy can buy; the
+rest needs a better law or better data. Reads the corpus cache (bench/corpus.py) and its rows; writes
 bench/results/headroom.md.
 
 Usage: python bench/headroom.py
@@ -51,13 +51,13 @@ def main() -> None:
             for r in results
         ]
     )
-    per_family = per_task.groupby("family")[["default (judged)", "none (read)", "best in hindsight"]].mean()
+    per_task["gap"] = per_task["default (judged)"] - per_task["best in hindsight"]
+    per_family = per_task.groupby("family")[["default (judged)", "none (read)", "best in hindsight", "gap"]].mean()
     pooled = per_family.mean()
     per_family.loc["pooled (families equal)"] = pooled
-    per_family["gap"] = per_family["default (judged)"] - per_family["best in hindsight"]
     goal = 0.85 * corpus.summarise(rows, ["method"], family_equal=True).loc["previous", "is90"]
-    share = (pooled["default (judged)"] - goal) / (pooled["default (judged)"] - pooled["best in hindsight"])
-    top = per_task.assign(gap=per_task["default (judged)"] - per_task["best in hindsight"]).nlargest(8, "gap")
+    share = (pooled["default (judged)"] - goal) / pooled["gap"]
+    top = per_task.nlargest(8, "gap")
     text = "\n\n".join(
         [
             f"# Headroom of the default's band form: {len(results)} tasks",
