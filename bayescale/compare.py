@@ -131,14 +131,17 @@ def leave_future_out(
 ) -> pd.DataFrame:
     """Refit each law on runs with `by` <= cutoff and score the runs above it (elpd, its se, coverage of 90% bands).
 
-    Default cutoff: hold out the top `fraction` of runs by `by` (compute C = 6ND by default).
+    Default cutoff: hold out the top `fraction` of runs by `by` (compute C = 6ND by default). Where the law's file
+    says new runs lie the other way along `by` (`[extrapolation] loss = "down"`), the runs below the cutoff are
+    the held-out future.
     """
     rows = []
     for name, fitted in fits.items():
         order = _order_column(fitted, by)
-        cuts = list(cutoffs) if cutoffs is not None else [float(np.quantile(order, 1 - fraction))]
+        sign = fitted.law.directions.get(by, 1)  # -1: the future is at lower values (e.g. a downstream law's loss)
+        cuts = list(cutoffs) if cutoffs is not None else [float(np.quantile(order, 0.5 + sign * (0.5 - fraction)))]
         for cut in cuts:
-            train = order <= cut
+            train = sign * order <= sign * cut
             if train.sum() <= len(fitted.law.params) + 1 or (~train).sum() == 0:
                 raise BayescaleError(
                     f"leave-future-out: cutoff {cut:.3g} leaves {train.sum()} runs to fit and "

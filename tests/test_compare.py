@@ -58,6 +58,21 @@ def test_leave_future_out(chinchilla_fit, kaplan_fit):
     assert best["law"] == "chinchilla" and best["coverage_90"] >= 0.8
 
 
+def test_leave_future_out_follows_the_laws_direction():
+    """A downstream law's new runs are better models (lower loss): leave-future-out holds out the lowest-loss runs,
+    and on error that levels off, the law that can level off (downstream-loss-sigmoid) beats downstream-exp."""
+    loss = np.linspace(2.2, 3.4, 50)
+    truth = {"eps": 0.75, "floor": 0.15, "m": -0.3, "w": 0.25}  # mid-point 2.5 nats: levels off at the low end
+    runs = bs.simulate("downstream-loss-sigmoid", {"loss": loss}, truth, noise=0.01, seed=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits = {name: bs.fit(name, runs, seed=0, **FAST) for name in ("downstream-exp", "downstream-loss-sigmoid")}
+        table = bs.compare(fits, method="lfo", by="loss", fraction=0.2)
+    assert np.allclose(table["cutoff"], np.quantile(loss, 0.2)), table  # the future is the low-loss end
+    assert (table["n_test"] == 10).all() and (table["n_train"] == 40).all(), table
+    assert table.sort_values("rank").iloc[0]["law"] == "downstream-loss-sigmoid", table
+
+
 def test_calibrated_when_the_law_is_true():
     """Six simulated sweeps, top 20% by compute held out: 90% bands hold 80-99% of the 180 held-out runs."""
     inside, total = 0, 0
