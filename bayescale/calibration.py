@@ -65,13 +65,15 @@ def split(
     by: str = "C",
     n_budgets: int = 1,
     flops_per_token_param: float = 6.0,
+    direction: int = 1,
 ) -> np.ndarray:
     """Boolean mask of the training runs. "top": all but the largest `fraction` by `by`; "budget": all but the
-    largest `n_budgets` distinct values of `by` (whole IsoFLOP curves held out)."""
+    largest `n_budgets` distinct values of `by` (whole IsoFLOP curves held out). `direction` -1 holds out the
+    smallest instead, for an input whose new runs lie lower (a downstream law's loss)."""
     frame = data.with_inputs([by], flops_per_token_param).frame
     if by not in frame:
         raise BayescaleError(f"calibration: cannot order runs by {by!r}; columns are {list(frame.columns)}")
-    order = frame[by].to_numpy(dtype=float)
+    order = direction * frame[by].to_numpy(dtype=float)
     if holdout == "top":
         if not 0 < fraction < 1:
             raise BayescaleError(f"fraction must be in (0, 1), got {fraction}")
@@ -107,7 +109,8 @@ def calibration(
 
     the_law = get_law(law)
     data = data.with_inputs([*the_law.inputs, by], fit_kwargs.get("flops_per_token_param", 6.0))
-    train_mask = split(data, holdout, fraction, by, n_budgets)
+    direction = the_law.directions.get(by, 1)  # which end of `by` is the future
+    train_mask = split(data, holdout, fraction, by, n_budgets, fit_kwargs.get("flops_per_token_param", 6.0), direction)
     train, test = data.subset(train_mask), data.frame[~train_mask].reset_index(drop=True)
     y = test[the_law.target].to_numpy(dtype=float)
     start = time.perf_counter()

@@ -71,6 +71,8 @@ def test_leave_future_out_follows_the_laws_direction():
     assert np.allclose(table["cutoff"], np.quantile(loss, 0.2)), table  # the future is the low-loss end
     assert (table["n_test"] == 10).all() and (table["n_train"] == 40).all(), table
     assert table.sort_values("rank").iloc[0]["law"] == "downstream-loss-sigmoid", table
+    report = bs.calibration("downstream-loss-sigmoid", runs, by="loss", fraction=0.2, seed=0, **FAST)
+    assert len(report.heldout) == 10 and report.heldout["loss"].max() < np.quantile(loss, 0.2) + 1e-9
 
 
 def test_calibrated_when_the_law_is_true():
