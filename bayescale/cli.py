@@ -376,7 +376,9 @@ def suggest_cmd(
 @app.command("compare")
 def compare_cmd(
     fits: Annotated[list[Path], typer.Argument(help="Two or more saved fits (.nc) of the same runs.")],
-    lfo: Annotated[bool, typer.Option("--lfo", help="Leave-future-out: refit below a compute cutoff.")] = False,
+    lfo: Annotated[
+        bool, typer.Option("--lfo", help="Leave-future-out: refit without the runs furthest towards extrapolation.")
+    ] = False,
     fraction: Annotated[float, typer.Option(help="With --lfo: share of the largest runs held out.")] = 0.2,
     name: Annotated[
         list[str], typer.Option("--name", help="A label per fit, in order (default: the file names).")
@@ -392,7 +394,9 @@ def compare_cmd(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         table = bs.compare(loaded, method="lfo" if lfo else "loo", fraction=fraction)
-    title = f"leave-future-out (top {fraction:.0%} by compute held out)" if lfo else "PSIS-LOO"
+    title = (
+        f"leave-future-out (the {fraction:.0%} of runs furthest towards extrapolation held out)" if lfo else "PSIS-LOO"
+    )
     _emit(table, title, fmt, index="law")
     for w in caught:
         if "Pareto" in str(w.message):

@@ -95,6 +95,16 @@ def _order_column(fit: Fit, by: str) -> np.ndarray:
     return frame[by].to_numpy(dtype=float)
 
 
+def _future_order(fitted: Fit, by: str | None) -> tuple[np.ndarray, str, int]:
+    """Each run's value along which leave-future-out cuts, its name, and which way the future lies (+1: larger)."""
+    if by is None:
+        from bayescale._discrepancy import order_of
+
+        order, label = order_of(fitted.law, fitted.data.frame)
+        return order, label, 1
+    return _order_column(fitted, by), by, fitted.law.directions.get(by, 1)  # -1: e.g. a downstream law's loss
+
+
 def log_predictive_density(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
     """Per held-out run: log of the posterior-mean predictive density of its log-target (nats)."""
     from scipy.special import logsumexp
@@ -125,21 +135,22 @@ def refit_on(fitted: Fit, train: np.ndarray, **fit_kwargs: Any) -> Fit:
 def leave_future_out(
     fits: Mapping[str, Fit],
     cutoffs: Sequence[float] | None = None,
-    by: str = "C",
+    by: str | None = None,
     fraction: float = 0.2,
     **fit_kwargs: Any,
 ) -> pd.DataFrame:
     """Refit each law on runs with `by` <= cutoff and score the runs above it (elpd, its se, coverage of 90% bands).
 
-    Default cutoff: hold out the top `fraction` of runs by `by` (compute C = 6ND by default). Where the law's file
-    says new runs lie the other way along `by` (`[extrapolation] loss = "down"`), the runs below the cutoff are
-    the held-out future.
+    Default cutoff: hold out the top `fraction` of runs by `by`. Where the law's file says new runs lie the other
+    way along `by` (`[extrapolation] loss = "down"`), the runs below the cutoff are the held-out future. Without
+    `by`, runs are ordered towards extrapolation as the learned drift orders them: log compute C where known, else
+    log(N D), else the signed sum of the logs of the law's inputs (`cutoffs` are then on that log scale); the
+    table's `by` column names the order. The first fit sets the order, so every law is scored on the same runs.
     """
+    order, label, sign = _future_order(next(iter(fits.values())), by)
+    cuts = list(cutoffs) if cutoffs is not None else [float(np.quantile(order, 0.5 + sign * (0.5 - fraction)))]
     rows = []
     for name, fitted in fits.items():
-        order = _order_column(fitted, by)
-        sign = fitted.law.directions.get(by, 1)  # -1: the future is at lower values (e.g. a downstream law's loss)
-        cuts = list(cutoffs) if cutoffs is not None else [float(np.quantile(order, 0.5 + sign * (0.5 - fraction)))]
         for cut in cuts:
             train = sign * order <= sign * cut
             if train.sum() <= len(fitted.law.params) + 1 or (~train).sum() == 0:
@@ -155,6 +166,7 @@ def leave_future_out(
             rows.append(
                 {
                     "law": name,
+                    "by": label,
                     "cutoff": cut,
                     "n_train": int(train.sum()),
                     "n_test": int((~train).sum()),

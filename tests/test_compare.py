@@ -71,6 +71,9 @@ def test_leave_future_out_follows_the_laws_direction():
     assert np.allclose(table["cutoff"], np.quantile(loss, 0.2)), table  # the future is the low-loss end
     assert (table["n_test"] == 10).all() and (table["n_train"] == 40).all(), table
     assert table.sort_values("rank").iloc[0]["law"] == "downstream-loss-sigmoid", table
+    ordered = bs.compare(fits, method="lfo", fraction=0.2)  # no `by`: the drift's order towards extrapolation
+    assert (ordered["by"] == "1/loss").all() and np.allclose(ordered["cutoff"], -np.log(np.quantile(loss, 0.2)))
+    assert ordered[["law", "n_test", "elpd_lfo"]].equals(table[["law", "n_test", "elpd_lfo"]]), (ordered, table)
     report = bs.calibration("downstream-loss-sigmoid", runs, by="loss", fraction=0.2, seed=0, **FAST)
     assert len(report.heldout) == 10 and report.heldout["loss"].max() < np.quantile(loss, 0.2) + 1e-9
 
