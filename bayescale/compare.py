@@ -147,6 +147,7 @@ def leave_future_out(
     log(N D), else the signed sum of the logs of the law's inputs (`cutoffs` are then on that log scale); the
     table's `by` column names the order. The first fit sets the order, so every law is scored on the same runs.
     """
+    check_same_runs(fits, "leave-future-out")  # one mask for every law
     order, label, sign = _future_order(next(iter(fits.values())), by)
     cuts = list(cutoffs) if cutoffs is not None else [float(np.quantile(order, 0.5 + sign * (0.5 - fraction)))]
     rows = []

@@ -46,6 +46,8 @@ def test_compare_rejects_different_runs(chinchilla_fit):
     other = bs.fit("chinchilla", chinchilla_runs(n=60, seed=9), seed=0, **FAST)
     with pytest.raises(bs.BayescaleError, match="different runs"):
         bs.compare({"a": chinchilla_fit, "b": other})
+    with pytest.raises(bs.BayescaleError, match="different runs"):
+        bs.compare({"a": chinchilla_fit, "b": other}, method="lfo")
     with pytest.raises(bs.BayescaleError, match="at least two fits"):
         bs.compare({"a": chinchilla_fit})
 
