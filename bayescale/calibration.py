@@ -73,7 +73,11 @@ def split(
     frame = data.with_inputs([by], flops_per_token_param).frame
     if by not in frame:
         raise BayescaleError(f"calibration: cannot order runs by {by!r}; columns are {list(frame.columns)}")
-    order = direction * frame[by].to_numpy(dtype=float)
+    return _split_order(direction * frame[by].to_numpy(dtype=float), holdout, fraction, n_budgets, by)
+
+
+def _split_order(order: np.ndarray, holdout: str, fraction: float, n_budgets: int, label: str) -> np.ndarray:
+    """The training mask from each run's place towards extrapolation (`order`: larger is further out)."""
     if holdout == "top":
         if not 0 < fraction < 1:
             raise BayescaleError(f"fraction must be in (0, 1), got {fraction}")
@@ -81,7 +85,7 @@ def split(
     if holdout == "budget":
         values = np.unique(order)
         if len(values) <= n_budgets:
-            raise BayescaleError(f"only {len(values)} distinct {by} values; cannot hold out {n_budgets}")
+            raise BayescaleError(f"only {len(values)} distinct {label} values; cannot hold out {n_budgets}")
         return order < values[-n_budgets]
     raise BayescaleError(f"holdout must be 'top' or 'budget', got {holdout!r}")
 
@@ -92,7 +96,7 @@ def calibration(
     holdout: str = "top",
     fraction: float = 0.2,
     probs: Sequence[float] = (0.5, 0.8, 0.9, 0.95),
-    by: str = "C",
+    by: str | None = None,
     n_budgets: int = 1,
     method: str = "bayes",
     n_boot: int = 100,
@@ -102,15 +106,23 @@ def calibration(
     """Fit on the smaller runs, predict the held-out larger ones; coverage, width and log score per probability.
 
     method="bayes" uses bayescale's posterior predictive bands; method="bootstrap" the classic recipe
-    (Huber-loss L-BFGS point fit + bootstrap over runs, percentile bands) on exactly the same split.
+    (Huber-loss L-BFGS point fit + bootstrap over runs, percentile bands) on exactly the same split. Without `by`,
+    runs are ordered towards extrapolation as the drift orders them (log C where given, else log N D, else the law's
+    inputs signed by their direction: lower loss for a downstream law); with `by`, by that column.
     """
     from bayescale.compare import log_predictive_density
     from bayescale.fit import fit as run_fit
 
     the_law = get_law(law)
-    data = data.with_inputs([*the_law.inputs, by], fit_kwargs.get("flops_per_token_param", 6.0))
-    direction = the_law.directions.get(by, 1)  # which end of `by` is the future
-    train_mask = split(data, holdout, fraction, by, n_budgets, fit_kwargs.get("flops_per_token_param", 6.0), direction)
+    per_token_param = fit_kwargs.get("flops_per_token_param", 6.0)
+    data = data.with_inputs([*the_law.inputs, *([by] if by else [])], per_token_param)
+    if by is None:  # towards extrapolation as the drift orders runs: log C, log N D, or the signed inputs
+        from bayescale._discrepancy import order_of
+
+        order, label = order_of(the_law, data.frame)
+        train_mask = _split_order(order, holdout, fraction, n_budgets, label)
+    else:  # the law's file says which end of `by` is the future
+        train_mask = split(data, holdout, fraction, by, n_budgets, per_token_param, the_law.directions.get(by, 1))
     train, test = data.subset(train_mask), data.frame[~train_mask].reset_index(drop=True)
     y = test[the_law.target].to_numpy(dtype=float)
     start = time.perf_counter()

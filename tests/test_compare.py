@@ -78,6 +78,8 @@ def test_leave_future_out_follows_the_laws_direction():
     assert ordered[["law", "n_test", "elpd_lfo"]].equals(table[["law", "n_test", "elpd_lfo"]]), (ordered, table)
     report = bs.calibration("downstream-loss-sigmoid", runs, by="loss", fraction=0.2, seed=0, **FAST)
     assert len(report.heldout) == 10 and report.heldout["loss"].max() < np.quantile(loss, 0.2) + 1e-9
+    unnamed = bs.calibration("downstream-loss-sigmoid", runs, fraction=0.2, seed=0, **FAST)  # no `by`: the same split
+    assert np.array_equal(unnamed.heldout["loss"], report.heldout["loss"])
 
 
 def test_calibrated_when_the_law_is_true():
