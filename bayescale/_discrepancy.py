@@ -166,6 +166,21 @@ def order_of(law: Law, frame: pd.DataFrame) -> tuple[np.ndarray, str]:
     return _walk.position(frame, law.inputs, law.directions), label
 
 
+def future_order(
+    law: Law, data: Any, by: str | None, flops_per_token_param: float = 6.0, caller: str = "leave-future-out"
+) -> tuple[np.ndarray, str, int]:
+    """Each run of `data` (a ScalingData) placed along the axis that held-out futures are cut on, the axis's name,
+    and which way the future lies (+1: larger values). Without `by`: order_of's order towards extrapolation. With
+    it: that column (C computed from N and D where needed), and the law's direction for it (-1 for a downstream
+    law's loss)."""
+    if by is None:
+        return (*order_of(law, data.frame), 1)
+    frame = data.with_inputs([by], flops_per_token_param).frame
+    if by not in frame:
+        raise BayescaleError(f"{caller} by {by!r}: the runs have no such column ({list(frame.columns)})")
+    return frame[by].to_numpy(dtype=float), by, law.directions.get(by, 1)
+
+
 def cuts(order: np.ndarray, n_params: int) -> list[np.ndarray]:
     """Inner-run masks for the leave-future-out cuts, main cut first. Each holds out whole values of `order`
     from the top (an IsoFLOP budget is never split) until at least its FRACTION of the runs and MIN_HELDOUT are

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayescale._discrepancy import future_order
 from bayescale.data import ScalingData
 from bayescale.errors import BayescaleError
 from bayescale.laws import Law
@@ -58,24 +59,6 @@ class CalibrationReport:
         return ax
 
 
-def split(
-    data: ScalingData,
-    holdout: str = "top",
-    fraction: float = 0.2,
-    by: str = "C",
-    n_budgets: int = 1,
-    flops_per_token_param: float = 6.0,
-    direction: int = 1,
-) -> np.ndarray:
-    """Boolean mask of the training runs. "top": all but the largest `fraction` by `by`; "budget": all but the
-    largest `n_budgets` distinct values of `by` (whole IsoFLOP curves held out). `direction` -1 holds out the
-    smallest instead, for an input whose new runs lie lower (a downstream law's loss)."""
-    frame = data.with_inputs([by], flops_per_token_param).frame
-    if by not in frame:
-        raise BayescaleError(f"calibration: cannot order runs by {by!r}; columns are {list(frame.columns)}")
-    return _split_order(direction * frame[by].to_numpy(dtype=float), holdout, fraction, n_budgets, by)
-
-
 def _split_order(order: np.ndarray, holdout: str, fraction: float, n_budgets: int, label: str) -> np.ndarray:
     """The training mask from each run's place towards extrapolation (`order`: larger is further out)."""
     if holdout == "top":
@@ -116,13 +99,8 @@ def calibration(
     the_law = get_law(law)
     per_token_param = fit_kwargs.get("flops_per_token_param", 6.0)
     data = data.with_inputs([*the_law.inputs, *([by] if by else [])], per_token_param)
-    if by is None:  # towards extrapolation as the drift orders runs: log C, log N D, or the signed inputs
-        from bayescale._discrepancy import order_of
-
-        order, label = order_of(the_law, data.frame)
-        train_mask = _split_order(order, holdout, fraction, n_budgets, label)
-    else:  # the law's file says which end of `by` is the future
-        train_mask = split(data, holdout, fraction, by, n_budgets, per_token_param, the_law.directions.get(by, 1))
+    order, label, sign = future_order(the_law, data, by, per_token_param, caller="calibration")
+    train_mask = _split_order(sign * order, holdout, fraction, n_budgets, label)
     train, test = data.subset(train_mask), data.frame[~train_mask].reset_index(drop=True)
     y = test[the_law.target].to_numpy(dtype=float)
     start = time.perf_counter()

@@ -87,24 +87,6 @@ def check_same_runs(fits: Mapping[str, Fit], caller: str) -> None:
             )
 
 
-def _order_column(fit: Fit, by: str) -> np.ndarray:
-    """Each fitted run's value of `by` (C is computed from N and D where needed): what leave-future-out cuts on."""
-    frame = fit.data.with_inputs([by], fit.meta.get("flops_per_token_param", 6.0)).frame
-    if by not in frame:
-        raise BayescaleError(f"leave-future-out by {by!r}: the runs have no such column ({list(frame.columns)})")
-    return frame[by].to_numpy(dtype=float)
-
-
-def _future_order(fitted: Fit, by: str | None) -> tuple[np.ndarray, str, int]:
-    """Each run's value along which leave-future-out cuts, its name, and which way the future lies (+1: larger)."""
-    if by is None:
-        from bayescale._discrepancy import order_of
-
-        order, label = order_of(fitted.law, fitted.data.frame)
-        return order, label, 1
-    return _order_column(fitted, by), by, fitted.law.directions.get(by, 1)  # -1: e.g. a downstream law's loss
-
-
 def log_predictive_density(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
     """Per held-out run: log of the posterior-mean predictive density of its log-target (nats)."""
     from scipy.special import logsumexp
@@ -148,7 +130,10 @@ def leave_future_out(
     table's `by` column names the order. The first fit sets the order, so every law is scored on the same runs.
     """
     check_same_runs(fits, "leave-future-out")  # one mask for every law
-    order, label, sign = _future_order(next(iter(fits.values())), by)
+    first = next(iter(fits.values()))
+    order, label, sign = _discrepancy.future_order(
+        first.law, first.data, by, first.meta.get("flops_per_token_param", 6.0)
+    )
     cuts = list(cutoffs) if cutoffs is not None else [float(np.quantile(order, 0.5 + sign * (0.5 - fraction)))]
     rows = []
     for name, fitted in fits.items():

@@ -4,7 +4,8 @@ Held-out runs of one task miss together (they share the law's error), so the cor
 it has tasks, not runs. This resamples tasks with replacement within each family (2000 times; families stay equally
 weighted, the methods stay paired on the same tasks) and reports the central 90% interval of each pooled score of
 the default, and of its interval-score gain over the previous default. A goal inside an interval is one the corpus
-cannot say is missed. Also each family's 90% coverage, tasks resampled within it. Reads bench/results/corpus_rows.csv (bench/corpus.py); writes bench/results/resolution.md.
+cannot say is missed. Also each family's 90% coverage, tasks resampled within it. Reads
+bench/results/corpus_rows.csv (bench/corpus.py); writes bench/results/resolution.md.
 
 Usage: python bench/resolution.py
 """

@@ -50,6 +50,8 @@ def test_compare_rejects_different_runs(chinchilla_fit):
         bs.compare({"a": chinchilla_fit, "b": other}, method="lfo")
     with pytest.raises(bs.BayescaleError, match="at least two fits"):
         bs.compare({"a": chinchilla_fit})
+    with pytest.raises(bs.BayescaleError, match="leave-future-out by 'steps': the runs have no such column"):
+        bs.compare({"a": chinchilla_fit, "b": chinchilla_fit}, method="lfo", by="steps")
 
 
 def test_leave_future_out(chinchilla_fit, kaplan_fit):
@@ -129,6 +131,8 @@ def test_reliability_plot_and_split_errors(chinchilla_data):
         bs.calibration("chinchilla", chinchilla_data, holdout="random", **FAST)
     with pytest.raises(bs.BayescaleError, match="cannot hold out"):
         bs.calibration("chinchilla", chinchilla_data, holdout="budget", n_budgets=500, **FAST)
+    with pytest.raises(bs.BayescaleError, match="calibration by 'steps': the runs have no such column"):
+        bs.calibration("chinchilla", chinchilla_data, by="steps", **FAST)
 
 
 def test_discrepancy_widens_only_beyond_the_data(chinchilla_fit):
