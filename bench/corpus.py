@@ -354,6 +354,7 @@ def score_rows(r: dict[str, Any], method: str, draws: np.ndarray, logpd: np.ndar
             rows[f"is{int(p * 100)}"] = 100 * score
         if p == 0.9:
             rows["width90"] = (hi - lo) / med
+            rows["lo90"], rows["hi90"], rows["median"] = lo, hi, med  # the band itself (bench/headroom.py rescales it)
     rows["logpd"] = logpd
     rows["bias"] = med / y - 1
     return pd.DataFrame(rows)

@@ -65,3 +65,29 @@ def test_task_bootstrap_resamples_whole_tasks_within_families():
     np.testing.assert_allclose(boot["gain"], 0.2)
     # family a's task mean lies in {0, 1/3, 2/3, 1}, b's is 0.5: the pooled value (a + b) / 2 spans 0.25-0.75
     assert boot["cov50"].between(0.25, 0.75).all() and boot["cov50"].nunique() == 4
+
+
+def test_headroom_factor_bound_by_hand():
+    """bench/headroom.py's per-family factor: factor 1 reproduces the judged score; a family whose bands are twice
+    too wide (runs at the median) is best narrowed; one whose runs sit at 2x the band's half-width is best widened
+    to exactly reach them (the interval score's optimum for a run beyond the band: the band's edge at the run)."""
+    headroom = pytest.importorskip("headroom")
+    med, half = 1.0, 0.1  # log half-width of the judged band
+    rows = pd.DataFrame(
+        {
+            "family": ["wide", "wide", "narrow", "narrow"],
+            "task": ["w", "w", "n", "n"],
+            "median": np.exp(med),
+            "lo90": np.exp(med - half),
+            "hi90": np.exp(med + half),
+            "y": np.exp(med + np.array([0.0, 0.0, 2 * half, -2 * half])),
+        }
+    )
+    table = headroom.factor_bounds(rows)
+    np.testing.assert_allclose(table.loc["wide", "judged (factor 1)"], 100 * 2 * half)
+    np.testing.assert_allclose(table.loc["narrow", "judged (factor 1)"], 100 * (2 * half + 20 * half))
+    assert table.loc["wide", "best factor for the family"] == headroom.FACTORS.min()
+    np.testing.assert_allclose(table.loc["narrow", "best factor for the family"], 2.0, rtol=0.04)
+    np.testing.assert_allclose(table.loc["narrow", "its score"], 100 * 4 * half, rtol=0.04)
+    pooled = table.loc["pooled (families equal)"]
+    assert pooled["its score"] <= pooled.iloc[1] <= pooled["judged (factor 1)"]
