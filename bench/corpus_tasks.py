@@ -45,6 +45,7 @@ Data set -> family, law, cuts (and the known errors of each SOURCE.md that are h
   (2 NMT, 2 LM: power, smooth log-loss curves; 2 BIG-bench: bnsl1, step-like) plus a harder cut on the 2 LM
   curves (fit on x up to half the split point); 6 vision curves, one per model across 6 few-shot tasks (bnsl1:
   error rates flat near chance, then falling, as in the BNSL paper), held-out part thinned to <= 60 points.
+  The vision curves' held-out checkpoints scatter 3.8-6x more than their last fitted ones (bench/noise_shift.py).
 - datablations-contour -> "datablations", data-constrained (N, D, U = unique tokens, loss). Fixes: row
   2b855b1b25 has U = 1.25e9 (epochs 44.08, not 2.204); tokens_per_epoch ignored; 83m32b100m and 83m60b100m
   share one loss value (copied upstream) and both are dropped; runs whose loss rose above that of the same

@@ -91,3 +91,18 @@ def test_headroom_factor_bound_by_hand():
     np.testing.assert_allclose(table.loc["narrow", "its score"], 100 * 4 * half, rtol=0.04)
     pooled = table.loc["pooled (families equal)"]
     assert pooled["its score"] <= pooled.iloc[1] <= pooled["judged (factor 1)"]
+
+
+def test_noise_shift_reads_a_noise_jump():
+    """bench/noise_shift.py: on a smooth power-law curve, second differences recover independent log noise of sd
+    0.01 before the cut, and a held-out part four times noisier reads as a ratio of about 4."""
+    noise_shift = pytest.importorskip("noise_shift")
+    rng = np.random.default_rng(3)
+    x_fit, x_held = np.geomspace(1e6, 1e9, 400), np.linspace(1.1e9, 2e9, 400)
+    curve = lambda x: 0.2 + 3 * x**-0.2  # noqa: E731
+    y_fit = curve(x_fit) * np.exp(rng.normal(0, 0.01, 400))
+    y_held = curve(x_held) * np.exp(rng.normal(0, 0.04, 400))
+    out = noise_shift.curve_noise(x_fit, y_fit, x_held, y_held)
+    np.testing.assert_allclose([out[f"fit q{i}"] for i in range(1, 5)], 0.01, rtol=0.15)
+    np.testing.assert_allclose(out["ratio"], 4.0, rtol=0.2)
+    assert np.isnan(noise_shift.scatter(np.zeros(4)))
