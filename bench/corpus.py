@@ -339,6 +339,13 @@ def method_draws(r: dict[str, Any], priors: dict[str, dict]) -> dict[str, tuple[
     return out
 
 
+def interval_score(log_lo: Any, log_hi: Any, log_y: Any, alpha: float) -> Any:
+    """Gneiting & Raftery's interval score of the central 1 - alpha band, x100 in log units (arrays broadcast)."""
+    return 100 * (
+        (log_hi - log_lo) + 2 / alpha * np.maximum(log_lo - log_y, 0) + 2 / alpha * np.maximum(log_y - log_hi, 0)
+    )
+
+
 def score_rows(r: dict[str, Any], method: str, draws: np.ndarray, logpd: np.ndarray) -> pd.DataFrame:
     """One row per held-out run: coverages, interval scores, log density, width, bias and distance."""
     y = r["y"]
@@ -348,10 +355,7 @@ def score_rows(r: dict[str, Any], method: str, draws: np.ndarray, logpd: np.ndar
         lo, hi = np.quantile(draws, [(1 - p) / 2, (1 + p) / 2], axis=0)
         rows[f"cov{int(p * 100)}"] = ((lo <= y) & (y <= hi)).astype(float)
         if p in (0.5, 0.9):
-            a = 1 - p
-            llo, lhi, ly = np.log(lo), np.log(hi), np.log(y)
-            score = (lhi - llo) + 2 / a * np.maximum(llo - ly, 0) + 2 / a * np.maximum(ly - lhi, 0)
-            rows[f"is{int(p * 100)}"] = 100 * score
+            rows[f"is{int(p * 100)}"] = interval_score(np.log(lo), np.log(hi), np.log(y), 1 - p)
         if p == 0.9:
             rows["width90"] = (hi - lo) / med
             rows["lo90"], rows["hi90"], rows["median"] = lo, hi, med  # the band itself (bench/headroom.py rescales it)

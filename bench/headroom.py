@@ -53,8 +53,7 @@ def rescaled_is90(rows: pd.DataFrame, factors: np.ndarray = FACTORS) -> pd.DataF
     log_lo, log_hi = np.log(rows["lo90"].to_numpy()) - log_med, np.log(rows["hi90"].to_numpy()) - log_med
     lo = log_med[:, None] + factors[None, :] * log_lo[:, None]
     hi = log_med[:, None] + factors[None, :] * log_hi[:, None]
-    y = log_y[:, None]
-    score = 100 * ((hi - lo) + 20 * np.maximum(lo - y, 0) + 20 * np.maximum(y - hi, 0))
+    score = corpus.interval_score(lo, hi, log_y[:, None], 0.1)
     frame = pd.DataFrame(score, columns=factors).assign(family=rows["family"].to_numpy(), task=rows["task"].to_numpy())
     return frame.groupby(["family", "task"]).mean()
 
