@@ -33,13 +33,14 @@ Data set -> family, law, cuts (and the known errors of each SOURCE.md that are h
   per SOURCE.md; only the scale of x depends on it. Loss: C4 validation cross-entropy (1B: the v2-small
   suite's c4_en; 7B: c4_en; Twin-2T: log of its c4_en perplexity, the only C4 column it logs). The 1B name's
   trailing space is stripped. downstream-loss-sigmoid (loss -> err = 1 - mean accuracy over the run's logged
-  multiple-choice tasks with >= 500 questions) on checkpoints up to 40% of the run, held out after
-  (extrapolation towards lower loss). Until stop 32 this was downstream-exp, whose error can only fall ever
-  faster as the loss falls; OLMo's error (0.2-0.4, well past chance) levels off instead. The switch was made after
-  seeing the held-out misses; on the fit parts alone, leave-future-out (the lowest-loss 20% held out) prefers it on
-  all three runs and PSIS-LOO on two (bench/law_choice.py, bench/results/law_choice.md). Not in SOURCE.md: OLMo-7B-Twin-2T logs every metric doubled at steps
-  158k-168k (perplexity 24.8 for 12.4, accuracies up to 1.57): rows with an accuracy > 1 are dropped; so are
-  transient loss spikes (> 3% above the rolling median of 9 checkpoints: Twin-2T at 47k, 121k, 150k).
+  multiple-choice tasks with >= 500 questions) on checkpoints up to 40% of the run, held out after (extrapolation
+  towards lower loss). Until stop 32 this was downstream-exp, whose error can only fall ever faster as the loss falls;
+  OLMo's error (0.2-0.4, well past chance) levels off instead. The switch was made after seeing the held-out misses;
+  on the fit parts alone, leave-future-out (the lowest-loss 20% held out) prefers it on all three runs and PSIS-LOO
+  on two (bench/law_choice.py, bench/results/law_choice.md). Not in SOURCE.md: OLMo-7B-Twin-2T logs every metric
+  doubled at steps 158k-168k (perplexity 24.8 for 12.4, accuracies up to 1.57): rows with an accuracy > 1 are
+  dropped; so are transient loss spikes (> 3% above the rolling median of 9 checkpoints: Twin-2T at 47k, 121k,
+  150k).
 - revisiting-benchmark -> "bnsl-lang" and "bnsl-vision", the benchmark's own split (Training = 1 fit,
   0 held out: x up to 2x beyond). The language file's exact duplicate rows are dropped. 6 language curves
   (2 NMT, 2 LM: power, smooth log-loss curves; 2 BIG-bench: bnsl1, step-like) plus a harder cut on the 2 LM

@@ -1,11 +1,12 @@
 """Whether a learning curve's scatter stays what the fitted part shows: run noise before and after the cut.
 
-For every corpus task in one input (learning curves; for downstream accuracy, models ordered by compute), the scatter of log target from point to point, estimated by
-second differences (which cancel the curve's local slope; sd of d2 / sqrt(6) for independent noise), in each quarter
-of the fitted part and in the held-out part. On log-spaced fitted points the curve's bend adds to the estimate, so
-the fitted part's figure is an upper bound and the ratio held-out / last fitted quarter a lower bound. A ratio well
-above 1 means the held-out runs scatter more than any fit to the fitted runs can know. Reads ../shared/data through
-bench/corpus_tasks.py; writes bench/results/noise_shift.md.
+For every corpus task in one input (learning curves; for downstream accuracy, models ordered by compute), the
+scatter of log target from point to point, estimated by second differences (which cancel the curve's local slope; sd
+of d2 / sqrt(6) for independent noise), in each quarter of the fitted part and in the held-out part. On log-spaced
+fitted points the curve's bend adds to the estimate, so the fitted part's figure is an upper bound and the ratio
+held-out / last fitted quarter a lower bound. A ratio well above 1 means the held-out runs scatter more than any fit
+to the fitted runs can know. Reads ../shared/data through bench/corpus_tasks.py; writes
+bench/results/noise_shift.md.
 
 Usage: python bench/noise_shift.py
 """
