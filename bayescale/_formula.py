@@ -110,20 +110,29 @@ def _numpy_backend() -> dict[str, Callable[..., Any]]:
 
 
 def _pytensor_backend() -> dict[str, Callable[..., Any]]:
+    import numpy as np
     import pytensor.tensor as pt
 
+    def float64(f: Callable[..., Any]) -> Callable[..., Any]:
+        # PyTensor stores a plain Python number in the narrowest dtype that holds it (50257.0 -> float32), so
+        # log(vocab) of a constant alone would be computed in float32; numbers are made float64 first
+        return lambda *args: f(*(np.float64(a) if isinstance(a, int | float) else a for a in args))
+
     return {
-        "exp": pt.exp,
-        "log": pt.log,
-        "log1p": pt.log1p,
-        "expm1": pt.expm1,
-        "sqrt": pt.sqrt,
-        "softplus": pt.softplus,
-        "sigmoid": pt.sigmoid,
-        "tanh": pt.tanh,
-        "abs": pt.abs,
-        "minimum": pt.minimum,
-        "maximum": pt.maximum,
+        name: float64(f)
+        for name, f in {
+            "exp": pt.exp,
+            "log": pt.log,
+            "log1p": pt.log1p,
+            "expm1": pt.expm1,
+            "sqrt": pt.sqrt,
+            "softplus": pt.softplus,
+            "sigmoid": pt.sigmoid,
+            "tanh": pt.tanh,
+            "abs": pt.abs,
+            "minimum": pt.minimum,
+            "maximum": pt.maximum,
+        }.items()
     }
 
 

@@ -195,9 +195,10 @@ def adjusted(
     tie: Mapping[str, str] | None = None,
 ) -> Law:
     """`base` with some priors replaced (same grammar as a law file's `prior = {...}`), some parameters fixed
-    to numbers (they become constants) and some tied to others (`tie={"beta": "alpha"}`: beta takes alpha's
-    value; reported as a derived quantity), without writing a law file. The result is a law of its own: its TOML
-    text, saved with a fit, records the changes, and it compiles separately from `base`."""
+    to numbers (they become constants; `fixed` also sets a law's numeric constant, e.g. `vocab`) and some tied to
+    others (`tie={"beta": "alpha"}`: beta takes alpha's value; reported as a derived quantity), without writing a
+    law file. The result is a law of its own: its TOML text, saved with a fit, records the changes, and it
+    compiles separately from `base`."""
     priors, fixed, tie = priors or {}, fixed or {}, tie or {}
     if not priors and not fixed and not tie:
         return base
@@ -205,9 +206,10 @@ def adjusted(
 
     spec = tomllib.loads(base.source)
     where = f"{base.name} (changed at call time)"
+    settable = {k for k, v in spec.get("constants", {}).items() if _number(v)}  # e.g. a tokenizer's vocab
     for kind, changes in (("priors", priors), ("fixed", fixed), ("tie", tie)):
         for name in changes:
-            if name not in spec["params"]:
+            if name not in spec["params"] and not (kind == "fixed" and name in settable):
                 import difflib
 
                 near = difflib.get_close_matches(str(name), list(spec["params"]), n=1)
@@ -215,6 +217,11 @@ def adjusted(
                 raise LawFileError(
                     f"{kind}={{{name!r}: ...}}: {name!r} is not a parameter of law {base.name!r}; {hint}"
                     f"its parameters: {', '.join(spec['params'])}"
+                    + (
+                        f"; constants fixed= can set: {', '.join(sorted(settable))}"
+                        if kind == "fixed" and settable
+                        else ""
+                    )
                 )
     for name, prior in priors.items():
         spec["params"][name]["prior"] = dict(prior) if isinstance(prior, Mapping) else prior
@@ -222,7 +229,7 @@ def adjusted(
     for name, value in fixed.items():
         if not _number(value) or not math.isfinite(value):
             raise LawFileError(f"fixed={{{name!r}: {value!r}}}: a fixed parameter takes a finite number")
-        del spec["params"][name]
+        spec["params"].pop(name, None)  # a parameter becomes a constant; a constant takes the new number
         spec.setdefault("constants", {})[name] = float(value)
         spec.get("published", {}).pop(name, None)
         notes.append(f"{name} fixed at {value:g}")

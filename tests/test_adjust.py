@@ -22,6 +22,24 @@ def test_a_fixed_parameter_becomes_a_constant_and_a_prior_is_replaced():
     assert adjusted(base) is base
 
 
+def test_fixed_sets_a_laws_constant_such_as_the_vocabulary():
+    """data-constrained-overfit saturates at log(vocab): another tokenizer's vocabulary moves that ceiling."""
+    base = bs.law("data-constrained-overfit")
+    law = adjusted(base, fixed={"vocab": 32000})
+    assert law.constants["vocab"] == 32000.0 and law.params == base.params and "vocab fixed at 32000" in law.title
+    params = {k: p.value for k, p in base.params.items()}
+    heavy = {"N": np.array([8e9]), "D": np.array([9e11]), "U": np.array([1e8])}  # 9,000 epochs at 80 params/token
+    loss = {"loss": np.array([3.0])}
+    top = {
+        name: float(each.mean(params, heavy, each.resolve_constants(loss))[0])
+        for name, each in (("gpt2", base), ("32k", law))
+    }
+    assert top["gpt2"] == pytest.approx(np.log(50257), rel=1e-3)
+    assert top["32k"] == pytest.approx(np.log(32000), rel=1e-3)
+    with pytest.raises(bs.BayescaleError, match="constants fixed= can set: D0, N0, tokens_per_param, vocab"):
+        adjusted(base, fixed={"vocb": 32000})
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
