@@ -410,9 +410,7 @@ def _datablations(shared: Path) -> list[Task]:
     for q in (0.5, 0.7, 0.85):
         fit, held = _cut_quantile(df, "C", q)
         note = f"fit C < {q:.0%} quantile ({fit.C.max():.2g}), hold out {len(held)} runs"
-        out.append(
-            _make(f"datablations/c-q{round(q * 100)}", "datablations", DATABLATIONS_LAW, fit, held, cols, note)
-        )
+        out.append(_make(f"datablations/c-q{round(q * 100)}", "datablations", DATABLATIONS_LAW, fit, held, cols, note))
     for label, n_min in (("hold-8b7", 8e9), ("hold-3b9+", 3.5e9)):
         held = df.num_params >= n_min
         note = f"hold out N >= {n_min:.2g} ({held.sum()} runs)"
