@@ -158,7 +158,11 @@ def fit_cmd(
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show sampling progress.")] = True,
     fix: Annotated[
-        list[str], typer.Option("--fix", help="NAME=VALUE: fix a parameter to a number, e.g. E=1.69 (repeatable).")
+        list[str],
+        typer.Option(
+            "--fix",
+            help="NAME=VALUE: fix a parameter (E=1.69) or set a law's numeric constant (vocab=32000); repeatable.",
+        ),
     ] = [],  # noqa: B006
     tie: Annotated[
         list[str], typer.Option("--tie", help="NAME=OTHER: a parameter takes another's value, e.g. beta=alpha.")

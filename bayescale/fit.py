@@ -509,8 +509,9 @@ def fit(
 
     `priors` replaces some of the law's priors, in the law files' grammar (`{"alpha": {"dist":
     "TruncatedNormal", "mu": 0.3, "sigma": 0.1, "lower": 0}}`); `fixed` fixes parameters to numbers
-    (`{"E": 1.69}`) or sets a law's numeric constant (`{"vocab": 32000}`); `tie` makes one parameter take another's value (`{"beta": "alpha"}`). All are checked
-    like a law file and saved with the fit (bayescale.laws.adjusted).
+    (`{"E": 1.69}`) or sets a law's numeric constant (`{"vocab": 32000}`); `tie` makes one parameter take
+    another's value (`{"beta": "alpha"}`). All are checked like a law file and saved with the fit
+    (bayescale.laws.adjusted).
     """
     the_law = adjusted(get_law(law), priors=priors, fixed=fixed, tie=tie)
     if method == "map":
