@@ -156,12 +156,13 @@ def _chinchilla(shared: Path) -> list[Task]:
 
 
 # --- isoflops --------------------------------------------------------------------------------------------
+MISFITTING_LAW = "farseer"  # both misfitting data sets (the IsoFLOP sweep and the curves); see the module docstring
 ISOFLOP_EXPERIMENTS = {  # experiment -> (family, law, budgets held out per task)
     "ml_scalefit__massivetext__chinchilla": ("chinchilla", "chinchilla", (1, 2, 3)),
     "epochai_chinchilla__massivetext__chinchilla": ("chinchilla", "chinchilla", (1, 2, 3)),
     "llama_3__exp_loss": ("isoflop-llama3", "chinchilla", (1, 2, 3)),
     "llama_3__raw_loss": ("isoflop-llama3", "chinchilla", (1, 2)),
-    "misfitting__fineweb_c4__transformer": ("misfitting", "farseer", (2, 4, 8)),
+    "misfitting__fineweb_c4__transformer": ("misfitting", MISFITTING_LAW, (2, 4, 8)),
 }
 
 
@@ -184,7 +185,6 @@ def _isoflops(shared: Path) -> list[Task]:
 
 # --- misfitting-curves ------------------------------------------------------------------------------------
 def _misfitting(shared: Path) -> list[Task]:
-    law_name = "farseer"  # see the module docstring
     folder = shared / "misfitting-curves"
     if not folder.is_dir():
         return []
@@ -198,10 +198,10 @@ def _misfitting(shared: Path) -> list[Task]:
         ("final/hold-300m+", best.N >= 4e8),  # 300m has N = 4.2e8 incl. embeddings
     ]:
         note = f"final checkpoints, best LR; hold out N >= {best[held].N.min():.2g} ({held.sum()} runs)"
-        out.append(_make(f"misfitting/{label}", "misfitting", law_name, best[~held], best[held], cols, note))
+        out.append(_make(f"misfitting/{label}", "misfitting", MISFITTING_LAW, best[~held], best[held], cols, note))
     fit, held = _cut_quantile(best, "C", 0.8)
     note = f"final checkpoints, best LR; hold out C >= 80% quantile ({len(held)} runs)"
-    out.append(_make("misfitting/final/c-q80", "misfitting", law_name, fit, held, cols, note))
+    out.append(_make("misfitting/final/c-q80", "misfitting", MISFITTING_LAW, fit, held, cols, note))
 
     curves = pd.read_csv(folder / "scaling_results.csv")
     runs = last.sort_values("loss").drop_duplicates(["model", "total_steps"])
@@ -212,7 +212,9 @@ def _misfitting(shared: Path) -> list[Task]:
     curves = _thin(curves, "D", 12, by="model")
     held = curves.N >= 1e9
     note = "best-LR longest run per size, checkpoints past 10% (12 per run); hold out the 1B model's curve"
-    out.append(_make("misfitting/curves/hold-1b", "misfitting", law_name, curves[~held], curves[held], cols, note))
+    out.append(
+        _make("misfitting/curves/hold-1b", "misfitting", MISFITTING_LAW, curves[~held], curves[held], cols, note)
+    )
     return out
 
 
